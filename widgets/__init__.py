@@ -1,0 +1,1 @@
+"""fskit widgets: the Jupyter UI layer (imported as ``fskit.widgets``)."""
