@@ -1,1 +1,70 @@
-"""fskit"""
+"""fskit: a polars-based, notebook-first feature store and model-serving kit.
+
+>>> import fskit as fk
+>>> fk.Entity("user", join_keys=["user_id"])
+Entity('user', join_keys=['user_id'])
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+# definitions
+from fskit.definitions import (
+    CSVSource,
+    DataFrameSource,
+    Entity,
+    FeatureRef,
+    FeatureView,
+    Field,
+    ParquetSource,
+)
+
+# errors
+from fskit.errors import (
+    DefinitionError,
+    EntityFrameError,
+    FeatureRefError,
+    FskitError,
+    RegistryError,
+    SchemaError,
+    VersionConflictError,
+)
+
+# registry and store
+from fskit.registry import Plan
+from fskit.store import FeatureStore
+
+try:
+    __version__ = version("fskit")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    # definitions
+    "CSVSource",
+    "DataFrameSource",
+    "Entity",
+    "FeatureRef",
+    "FeatureView",
+    "Field",
+    "ParquetSource",
+    # registry and store
+    "FeatureStore",
+    "Plan",
+    # errors
+    "DefinitionError",
+    "EntityFrameError",
+    "FeatureRefError",
+    "FskitError",
+    "RegistryError",
+    "SchemaError",
+    "VersionConflictError",
+    "__version__",
+]
+
+
+def __getattr__(name: str):  # lazy submodules keep `import fskit` light
+    import importlib
+
+    if name in {"datasets", "drift", "charts", "online"}:
+        return importlib.import_module(f"fskit.{name}")
+    raise AttributeError(f"module 'fskit' has no attribute {name!r}")

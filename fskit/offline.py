@@ -1,0 +1,284 @@
+"""Point-in-time correct training sets from the offline store.
+
+For every row of an entity frame (join keys + a timestamp ``t``) and every requested feature
+view, the builder picks the view's newest feature row for the same keys such that
+
+* ``event_timestamp <= t`` (inclusive: a row stamped exactly at ``t`` is visible), and
+* ``event_timestamp >= t - ttl`` (inclusive) when the view has a TTL;
+* among rows with equal event timestamps, the one with the greatest created timestamp wins
+  (rows with a null created timestamp lose ties); rows equal on both come in source order
+  and the last one wins;
+* with ``as_known_at=True`` rows whose created timestamp is after ``t`` are ignored as well:
+  a late correction cannot leak into a training row stamped before it was made;
+* no qualifying row gives nulls. A null *value* in the chosen row stays null: the builder
+  does not fall back to an older row.
+
+Timestamps are compared as instants: time-zone-aware columns are converted to UTC and naive
+columns are taken to be UTC already. The entity frame comes back in its own row order
+(duplicates included) with every extra column (labels...) passed through, followed by the
+feature columns in the order requested.
+
+The work is one lazy polars query built on ``join_asof`` and collected once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fskit.definitions import FeatureRef, FeatureView, Source, _as_polars
+from fskit.errors import EntityFrameError, FeatureRefError
+from fskit.registry import Registry, _suggest
+
+__all__ = ["ResolvedFeature", "get_historical_features", "resolve_features"]
+
+_ROW = "__fskit_row"
+_TS = "__fskit_ts"
+_CREATED = "__fskit_created"
+_KNOWN = "__fskit_known"
+_RANK = "__fskit_rank"
+_BEST = "__fskit_best"
+_FEATURE_TS = "__fskit_feature_ts"
+
+
+@dataclass(frozen=True)
+class ResolvedFeature:
+    """A feature reference bound to an applied view version, with its output column name."""
+
+    view: FeatureView
+    feature: str
+    column: str
+    ref: FeatureRef
+
+
+FeatureLike = str | FeatureRef | FeatureView
+
+
+def resolve_features(
+    registry: Registry, features: Sequence[FeatureLike], *, full_feature_names: bool = False
+) -> list[ResolvedFeature]:
+    """Bind references to applied views; check names are known and output columns unique."""
+    if isinstance(features, (str, FeatureRef, FeatureView)):
+        features = [features]
+    if not features:
+        raise FeatureRefError("features is empty: name at least one 'view:feature'")
+    refs: list[FeatureRef] = []
+    for item in features:
+        if isinstance(item, FeatureView):
+            view = registry.get_feature_view(item.name, item.version)
+            refs.extend(FeatureRef(view.name, f, view.version) for f in view.feature_names)
+        else:
+            refs.append(FeatureRef.parse(item))
+    resolved: list[ResolvedFeature] = []
+    seen: dict[tuple[str, str], FeatureRef] = {}
+    for ref in refs:
+        versions = registry.versions(ref.view)
+        if not versions:
+            names = {v.name for v in registry.feature_views.values()}
+            raise FeatureRefError(
+                f"unknown feature view {ref.view!r} in {str(ref)!r}{_suggest(ref.view, names)}"
+            )
+        if ref.version is not None and ref.version not in versions:
+            raise FeatureRefError(
+                f"{str(ref)!r}: feature view {ref.view!r} has no version {ref.version}; "
+                f"applied versions: {versions}"
+            )
+        view = registry.get_feature_view(ref.view, ref.version)
+        if ref.feature not in view.feature_names:
+            raise FeatureRefError(
+                f"{str(ref)!r}: feature view {view.ref!r} has no feature {ref.feature!r}"
+                f"{_suggest(ref.feature, view.feature_names)}"
+            )
+        key = (view.ref, ref.feature)
+        if key in seen:
+            raise FeatureRefError(
+                f"feature {str(ref)!r} is requested twice (also as {str(seen[key])!r})"
+            )
+        seen[key] = ref
+        if full_feature_names:
+            prefix = view.name if ref.version is None else f"{view.name}_v{view.version}"
+            column = f"{prefix}__{ref.feature}"
+        else:
+            column = ref.feature
+        resolved.append(ResolvedFeature(view, ref.feature, column, ref))
+    columns: dict[str, list[str]] = {}
+    for r in resolved:
+        columns.setdefault(r.column, []).append(str(r.ref))
+    clashes = {c: refs for c, refs in columns.items() if len(refs) > 1}
+    if clashes:
+        raise FeatureRefError(
+            f"ambiguous feature names {clashes}: pass full_feature_names=True to get "
+            "'view__feature' columns"
+        )
+    return resolved
+
+
+def _utc(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """An instant as a naive UTC microsecond datetime, comparable across time zones."""
+    if isinstance(dtype, pl.Date):
+        return expr.cast(pl.Datetime("us"))
+    assert isinstance(dtype, pl.Datetime)
+    if dtype.time_zone is not None:
+        expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return expr.dt.cast_time_unit("us")
+
+
+def get_historical_features(
+    registry: Registry,
+    entity_df: Any,
+    features: Sequence[FeatureLike],
+    *,
+    full_feature_names: bool = False,
+    event_timestamp_column: str = "event_timestamp",
+    as_known_at: bool = False,
+) -> pl.DataFrame:
+    """Join point-in-time correct feature values onto ``entity_df`` (see the module docs)."""
+    resolved = resolve_features(registry, features, full_feature_names=full_feature_names)
+    entities = _as_polars(entity_df, "get_historical_features", "entity_df")
+    if isinstance(entities, pl.LazyFrame):
+        entities = entities.collect()
+    schema = entities.schema
+    _check_entity_frame(entities, resolved, event_timestamp_column)
+
+    ts_dtype = schema[event_timestamp_column]
+    left = entities.lazy().with_row_index(_ROW)
+    left = left.with_columns(_utc(pl.col(event_timestamp_column), ts_dtype).alias(_TS)).sort(_TS)
+
+    by_view: dict[str, list[ResolvedFeature]] = {}
+    for r in resolved:
+        by_view.setdefault(r.view.ref, []).append(r)
+    for group in by_view.values():
+        view = group[0].view
+        left = _join_view(left, view, group, schema, registry.repo_path, as_known_at)
+    out = left.sort(_ROW).drop(_ROW, _TS)
+    return out.collect()
+
+
+def _check_entity_frame(
+    entities: pl.DataFrame, resolved: list[ResolvedFeature], ts_column: str
+) -> None:
+    schema = entities.schema
+    owner = "get_historical_features: entity_df"
+    if ts_column not in schema:
+        raise EntityFrameError(
+            f"{owner} has no timestamp column {ts_column!r} (columns: {list(schema)}); "
+            "add it or pass event_timestamp_column="
+        )
+    if not isinstance(schema[ts_column], (pl.Datetime, pl.Date)):
+        raise EntityFrameError(
+            f"{owner} column {ts_column!r} must be Datetime or Date, got {schema[ts_column]}; "
+            f"parse it first, e.g. pl.col({ts_column!r}).str.to_datetime()"
+        )
+    nulls = entities[ts_column].null_count()
+    if nulls:
+        raise EntityFrameError(f"{owner} column {ts_column!r} has {nulls} null timestamps")
+    for r in resolved:
+        for key in r.view.join_keys:
+            if key not in schema:
+                raise EntityFrameError(
+                    f"{owner} lacks join key {key!r} needed by feature view {r.view.ref!r} "
+                    f"(columns: {list(schema)})"
+                )
+    clashes = [r.column for r in resolved if r.column in schema]
+    if clashes:
+        raise EntityFrameError(
+            f"{owner} already has columns named like the requested features {clashes}; "
+            "rename them or pass full_feature_names=True"
+        )
+    for name in (_ROW, _TS):
+        if name in schema:
+            raise EntityFrameError(f"{owner} uses the reserved column name {name!r}")
+
+
+def _join_view(
+    left: pl.LazyFrame,
+    view: FeatureView,
+    group: list[ResolvedFeature],
+    entity_schema: pl.Schema,
+    repo_path: Path,
+    as_known_at: bool,
+) -> pl.LazyFrame:
+    source = view.source
+    assert isinstance(source, Source)
+    keys = list(view.join_keys)
+    raw = source.scan(repo_path)
+    raw_schema = raw.collect_schema()
+
+    # Entity keys are cast to the feature source's key types (ints of any width match).
+    casts = []
+    for key in keys:
+        want, have = raw_schema[key], entity_schema[key]
+        if want == have:
+            continue
+        if want.is_integer() and have.is_integer():
+            casts.append(pl.col(key).cast(want))
+        else:
+            raise EntityFrameError(
+                f"get_historical_features: entity_df join key {key!r} is {have} but feature "
+                f"view {view.ref!r} has it as {want}; cast one of them"
+            )
+    if casts:
+        left = left.with_columns(casts)
+
+    select = [
+        *(pl.col(k) for k in keys),
+        _utc(pl.col(source.timestamp_field), raw_schema[source.timestamp_field]).alias(_TS),
+    ]
+    order = [_TS]
+    if source.created_timestamp_field is not None:
+        created = source.created_timestamp_field
+        select.append(_utc(pl.col(created), raw_schema[created]).alias(_CREATED))
+        order.append(_CREATED)
+    columns = {r.feature: r.column for r in group}
+    select += [pl.col(f).alias(c) for f, c in columns.items()]
+    right = raw.select(select).filter(pl.col(_TS).is_not_null())
+    for key in keys:
+        right = right.filter(pl.col(key).is_not_null())
+
+    if not as_known_at or source.created_timestamp_field is None:
+        # Sorted by (event, created) with nulls first, join_asof's match among equal event
+        # timestamps is the last row: the greatest created timestamp wins the tie.
+        right = right.sort(order, nulls_last=False, maintain_order=True)
+        if _CREATED in order:
+            right = right.drop(_CREATED)
+        return left.join_asof(
+            right,
+            on=_TS,
+            by=keys,
+            strategy="backward",
+            tolerance=view.ttl,
+            check_sortedness=False,
+        )
+
+    # "As known at": a row is visible at t when both its event and created timestamps are
+    # <= t, i.e. when its known time max(event, created) <= t. Among visible rows the one
+    # with the greatest (event, created) wins: rank rows by that order within each key, then,
+    # in known-time order, a running max of the rank gives the best row visible so far.
+    ranked = right.sort([*keys, _TS, _CREATED], nulls_last=False, maintain_order=True)
+    ranked = ranked.with_row_index(_RANK)
+    index = (
+        ranked.select(
+            *keys,
+            pl.max_horizontal(_TS, _CREATED).alias(_KNOWN),
+            pl.col(_RANK),
+        )
+        .sort(_KNOWN)
+        .with_columns(pl.col(_RANK).cum_max().over(keys).alias(_BEST))
+        .select(*keys, pl.col(_KNOWN).alias(_TS), _BEST)
+    )
+    values = ranked.select(
+        pl.col(_RANK).alias(_BEST), pl.col(_TS).alias(_FEATURE_TS), *columns.values()
+    )
+    joined = left.join_asof(
+        index, on=_TS, by=keys, strategy="backward", check_sortedness=False
+    ).join(values, on=_BEST, how="left", maintain_order="left")
+    if view.ttl is not None:
+        fresh = pl.col(_FEATURE_TS) >= pl.col(_TS) - pl.lit(view.ttl)
+        joined = joined.with_columns(
+            pl.when(fresh).then(pl.col(c)).otherwise(None).alias(c) for c in columns.values()
+        )
+    return joined.drop(_BEST, _FEATURE_TS)

@@ -1,0 +1,533 @@
+"""The registry: definitions persisted in a feature repo directory.
+
+The registry file (``registry.json`` in the repo) is human-readable JSON, written atomically
+under a file lock, and re-read whenever another process changes it, so a materializer or a
+model server opening the same repo sees exactly the definitions applied in the notebook.
+
+:meth:`Registry.plan` validates a batch of definitions against their sources (columns and
+dtypes) and against what is already applied, and returns a :class:`Plan`: what would be
+added, updated (metadata only), left unchanged, removed — and what is refused because its
+logic changed under an applied version. :meth:`Registry.apply` writes a plan that has no
+refusals; a refused or failing apply writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fcntl
+import html
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fskit._utils.dtypes import dtype_to_str
+from fskit.definitions import (
+    CSVSource,
+    DataFrameSource,
+    Entity,
+    FeatureView,
+    Field,
+    ParquetSource,
+    Source,
+    format_timedelta,
+)
+from fskit.errors import RegistryError, SchemaError, VersionConflictError
+
+__all__ = ["Change", "Plan", "Registry"]
+
+REGISTRY_FILE = "registry.json"
+REGISTRY_FORMAT = "fskit-registry/1"
+OFFLINE_DIR = "offline"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a plan."""
+
+    kind: str  # "entity" | "feature_view"
+    name: str  # entity name or view ref ("user_stats@v1")
+    action: str  # "add" | "update" | "unchanged" | "remove" | "refuse"
+    details: tuple[str, ...] = ()
+
+    _SIGN = {"add": "+", "update": "~", "unchanged": "=", "remove": "-", "refuse": "!"}
+
+    def __str__(self) -> str:
+        text = f"{self._SIGN[self.action]} {self.kind} {self.name}"
+        if self.details:
+            text += ": " + "; ".join(self.details)
+        return text
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :meth:`Registry.apply` would do with a batch of definitions. Writes nothing."""
+
+    changes: tuple[Change, ...]
+    entities: tuple[Entity, ...] = field(default=(), repr=False)
+    views: tuple[FeatureView, ...] = field(default=(), repr=False)
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
+    deleted_views: tuple[str, ...] = field(default=(), repr=False)
+    deleted_entities: tuple[str, ...] = field(default=(), repr=False)
+
+    def _of(self, action: str) -> list[Change]:
+        return [c for c in self.changes if c.action == action]
+
+    @property
+    def added(self) -> list[Change]:
+        return self._of("add")
+
+    @property
+    def updated(self) -> list[Change]:
+        return self._of("update")
+
+    @property
+    def unchanged(self) -> list[Change]:
+        return self._of("unchanged")
+
+    @property
+    def removed(self) -> list[Change]:
+        return self._of("remove")
+
+    @property
+    def refused(self) -> list[Change]:
+        return self._of("refuse")
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action in ("add", "update", "remove") for c in self.changes)
+
+    def __str__(self) -> str:
+        counts = ", ".join(
+            f"{len(self._of(a))} {label}"
+            for a, label in (
+                ("add", "to add"),
+                ("update", "to update"),
+                ("remove", "to remove"),
+                ("refuse", "refused"),
+                ("unchanged", "unchanged"),
+            )
+        )
+        return "\n".join(["Plan: " + counts, *(f"  {c}" for c in self.changes)])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        colors = {"add": "#1a7f37", "update": "#9a6700", "remove": "#cf222e", "refuse": "#cf222e"}
+        rows = "".join(
+            f"<tr style='color:{colors.get(c.action, '#57606a')}'><td>{c.action}</td>"
+            f"<td>{c.kind}</td><td><code>{html.escape(c.name)}</code></td>"
+            f"<td>{html.escape('; '.join(c.details))}</td></tr>"
+            for c in self.changes
+        )
+        return (
+            f"<b>Plan</b> ({len(self.added)} add, {len(self.updated)} update, "
+            f"{len(self.removed)} remove, {len(self.refused)} refused)"
+            f"<table><tr><th>action</th><th>kind</th><th>name</th><th>details</th></tr>"
+            f"{rows}</table>"
+        )
+
+
+class Registry:
+    """The definitions applied to one feature repo directory."""
+
+    def __init__(self, repo_path: str | os.PathLike[str]) -> None:
+        self.repo_path = Path(repo_path).absolute()
+        self._file = self.repo_path / REGISTRY_FILE
+        self._stamp: tuple[int, int, int] | None = None
+        self._entities: dict[str, Entity] = {}
+        self._views: dict[str, FeatureView] = {}
+
+    def __repr__(self) -> str:
+        self.refresh()
+        return (
+            f"Registry({str(self.repo_path)!r}, entities={len(self._entities)}, "
+            f"feature_views={len(self._views)})"
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the registry file if another process (or this one) changed it."""
+        try:
+            st = self._file.stat()
+        except FileNotFoundError:
+            self._stamp, self._entities, self._views = None, {}, {}
+            return
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        config = json.loads(self._file.read_text())
+        if config.get("format") != REGISTRY_FORMAT:
+            raise RegistryError(
+                f"{self._file}: unknown registry format {config.get('format')!r}, "
+                f"expected {REGISTRY_FORMAT!r}"
+            )
+        entities = {name: Entity.from_config(c) for name, c in config.get("entities", {}).items()}
+        views = {
+            ref: FeatureView.from_config(c, entities)
+            for ref, c in config.get("feature_views", {}).items()
+        }
+        self._stamp, self._entities, self._views = stamp, entities, views
+
+    @property
+    def entities(self) -> dict[str, Entity]:
+        self.refresh()
+        return dict(self._entities)
+
+    @property
+    def feature_views(self) -> dict[str, FeatureView]:
+        """Applied views by ref (``"user_stats@v1"``)."""
+        self.refresh()
+        return dict(self._views)
+
+    def versions(self, name: str) -> list[int]:
+        self.refresh()
+        return sorted(v.version for v in self._views.values() if v.name == name)
+
+    def get_entity(self, name: str) -> Entity:
+        self.refresh()
+        try:
+            return self._entities[name]
+        except KeyError:
+            raise RegistryError(
+                f"no entity {name!r} in {self.repo_path}{_suggest(name, self._entities)}"
+            ) from None
+
+    def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
+        """The applied view ``name`` at ``version`` (the latest when ``None``)."""
+        versions = self.versions(name)
+        if not versions:
+            names = {v.name for v in self._views.values()}
+            raise RegistryError(
+                f"no feature view {name!r} in {self.repo_path}{_suggest(name, names)}"
+            )
+        if version is None:
+            version = versions[-1]
+        elif version not in versions:
+            raise RegistryError(
+                f"feature view {name!r} has no version {version}; applied versions: {versions}"
+            )
+        return self._views[f"{name}@v{version}"]
+
+    # -- planning --------------------------------------------------------------------------
+    def plan(
+        self,
+        objects: Iterable[Entity | FeatureView],
+        objects_to_delete: Iterable[Entity | FeatureView] = (),
+    ) -> Plan:
+        """Validate ``objects`` and diff them against the applied registry; writes nothing."""
+        self.refresh()
+        objects = list(objects)
+        entities, views = _split(objects, "objects")
+        to_delete = list(objects_to_delete)
+        del_entities, del_views = _split(to_delete, "objects_to_delete")
+
+        changes: list[Change] = []
+        batch_entities: dict[str, Entity] = {}
+        for entity in entities:
+            if entity.name in batch_entities:
+                raise RegistryError(f"Entity {entity.name!r} appears twice in the batch")
+            batch_entities[entity.name] = entity
+            changes.append(self._entity_change(entity))
+
+        known = {**self._entities, **batch_entities}
+        planned: list[FeatureView] = []
+        frames: dict[str, pl.DataFrame] = {}
+        seen: set[str] = set()
+        for view in views:
+            if view.ref in seen:
+                raise RegistryError(f"FeatureView {view.ref!r} appears twice in the batch")
+            seen.add(view.ref)
+            for entity in view.entities:  # type: ignore[union-attr]
+                registered = known.get(entity.name)
+                if registered is None:
+                    raise RegistryError(
+                        f"FeatureView {view.ref!r} uses Entity {entity.name!r}, which is not "
+                        "applied; apply it in the same batch"
+                    )
+                if registered._logic() != entity._logic():
+                    raise RegistryError(
+                        f"FeatureView {view.ref!r} uses Entity {entity.name!r} with join_keys "
+                        f"{list(entity.join_keys)!r}, but the registry's has "
+                        f"{list(registered.join_keys)!r}"
+                    )
+            resolved, frame = self._resolve(view)
+            if frame is not None:
+                frames[resolved.ref] = frame
+            planned.append(resolved)
+            changes.append(self._view_change(resolved))
+
+        deleted_views = [v.ref for v in del_views]
+        for ref in deleted_views:
+            if ref not in self._views:
+                raise RegistryError(f"cannot delete FeatureView {ref!r}: it is not applied")
+            changes.append(Change("feature_view", ref, "remove"))
+        deleted_entities = [e.name for e in del_entities]
+        remaining = [
+            v
+            for ref, v in {**self._views, **{v.ref: v for v in planned}}.items()
+            if ref not in deleted_views
+        ]
+        for name in deleted_entities:
+            if name not in self._entities:
+                raise RegistryError(f"cannot delete Entity {name!r}: it is not applied")
+            users = [v.ref for v in remaining if name in [e.name for e in v.entities]]  # type: ignore[union-attr]
+            if users:
+                raise RegistryError(
+                    f"cannot delete Entity {name!r}: feature views {users} still use it"
+                )
+            changes.append(Change("entity", name, "remove"))
+
+        return Plan(
+            changes=tuple(changes),
+            entities=tuple(batch_entities.values()),
+            views=tuple(planned),
+            frames=frames,
+            deleted_views=tuple(deleted_views),
+            deleted_entities=tuple(deleted_entities),
+        )
+
+    def _entity_change(self, entity: Entity) -> Change:
+        old = self._entities.get(entity.name)
+        if old is None:
+            return Change("entity", entity.name, "add", (f"join_keys {list(entity.join_keys)}",))
+        if old._logic() != entity._logic():
+            return Change(
+                "entity",
+                entity.name,
+                "refuse",
+                (
+                    f"join_keys {list(old.join_keys)} -> {list(entity.join_keys)}; an entity's "
+                    "join keys cannot change: define a new entity under a new name",
+                ),
+            )
+        diff = _diff(old.to_config(), entity.to_config())
+        return Change("entity", entity.name, "update" if diff else "unchanged", tuple(diff))
+
+    def _view_change(self, view: FeatureView) -> Change:
+        old = self._views.get(view.ref)
+        if old is None:
+            n = len(view.schema or ())
+            return Change("feature_view", view.ref, "add", (f"{n} features",))
+        logic_diff = _diff(old._logic(), view._logic())
+        if logic_diff:
+            nxt = max(self.versions(view.name)) + 1
+            return Change(
+                "feature_view",
+                view.ref,
+                "refuse",
+                (
+                    *logic_diff,
+                    f"the logic of an applied version cannot change: set version={nxt}",
+                ),
+            )
+        diff = _diff(old.to_config(), view.to_config())
+        return Change("feature_view", view.ref, "update" if diff else "unchanged", tuple(diff))
+
+    def _resolve(self, view: FeatureView) -> tuple[FeatureView, pl.DataFrame | None]:
+        """Normalize the view's source for storage and check it against the data's schema."""
+        source = view.source
+        assert isinstance(source, Source)
+        frame: pl.DataFrame | None = None
+        if isinstance(source, DataFrameSource):
+            assert source.frame is not None
+            frame = source.frame.lazy().collect()
+            stored: Source = ParquetSource(
+                f"{OFFLINE_DIR}/{view.name}/v{view.version}.parquet",
+                timestamp_field=source.timestamp_field,
+                created_timestamp_field=source.created_timestamp_field,
+            )
+            schema = frame.schema
+        else:
+            assert isinstance(source, (ParquetSource, CSVSource))
+            stored = type(source)(
+                self._storable_path(source.path),  # type: ignore[arg-type]
+                timestamp_field=source.timestamp_field,
+                created_timestamp_field=source.created_timestamp_field,
+            )
+            try:
+                schema = stored.scan(self.repo_path).collect_schema()
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                raise SchemaError(
+                    f"FeatureView {view.ref!r}: cannot read source {source.path!r}: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from None
+        view = replace(view, source=stored)
+        return _check_schema(view, schema), frame
+
+    def _storable_path(self, path: str) -> str:
+        """Absolute, or relative to the repo when the data lives inside it."""
+        p = Path(path)
+        if not p.is_absolute():
+            p = Path.cwd() / p
+        p = Path(os.path.normpath(p))
+        try:
+            return str(p.relative_to(self.repo_path))
+        except ValueError:
+            return str(p)
+
+    # -- applying --------------------------------------------------------------------------
+    def apply(
+        self,
+        objects: Iterable[Entity | FeatureView],
+        objects_to_delete: Iterable[Entity | FeatureView] = (),
+    ) -> Plan:
+        """Validate, then persist ``objects`` atomically. Refusals raise and write nothing."""
+        self.repo_path.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            plan = self.plan(objects, objects_to_delete)
+            if plan.refused:
+                raise VersionConflictError(
+                    "apply refused, nothing was written:\n"
+                    + "\n".join(f"  {c}" for c in plan.refused)
+                )
+            entities = {**self._entities, **{e.name: e for e in plan.entities}}
+            views = {**self._views, **{v.ref: v for v in plan.views}}
+            for ref in plan.deleted_views:
+                views.pop(ref)
+            for name in plan.deleted_entities:
+                entities.pop(name)
+            config = {
+                "format": REGISTRY_FORMAT,
+                "polars_version": pl.__version__,
+                "entities": {n: entities[n].to_config() for n in sorted(entities)},
+                "feature_views": {r: views[r].to_config() for r in sorted(views)},
+            }
+            staged: list[tuple[Path, Path]] = []
+            try:
+                for ref, frame in plan.frames.items():
+                    view = views[ref]
+                    target = Path(view.source.resolved_path(self.repo_path))  # type: ignore[union-attr]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+                    frame.write_parquet(tmp)
+                    staged.append((tmp, target))
+                reg_tmp = _write_tmp(self._file, json.dumps(config, indent=2) + "\n")
+                staged.append((reg_tmp, self._file))
+            except BaseException:
+                for tmp, _ in staged:
+                    tmp.unlink(missing_ok=True)
+                raise
+            for tmp, target in staged:  # registry file last: it is the commit point
+                os.replace(tmp, target)
+            self.refresh()
+        return plan
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        with open(self.repo_path / ".registry.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _split(objects: Sequence[object], argument: str) -> tuple[list[Entity], list[FeatureView]]:
+    entities, views = [], []
+    for obj in objects:
+        if isinstance(obj, Entity):
+            entities.append(obj)
+        elif isinstance(obj, FeatureView):
+            views.append(obj)
+        else:
+            raise RegistryError(
+                f"{argument} must hold Entity and FeatureView objects, got {type(obj).__name__}: "
+                f"{obj!r}"
+            )
+    return entities, views
+
+
+_TEMPORAL = (pl.Datetime, pl.Date)
+
+
+def _check_schema(view: FeatureView, schema: pl.Schema) -> FeatureView:
+    """Check keys, timestamps and fields against the source's schema; infer fields if unset."""
+    owner = f"FeatureView {view.ref!r}"
+    source = view.source
+    assert isinstance(source, Source)
+    columns = list(schema)
+    for key in view.join_keys:
+        if key not in schema:
+            raise SchemaError(
+                f"{owner}: join key {key!r} is not a column of the source; the source has {columns}"
+            )
+    for name, label in (
+        (source.timestamp_field, "timestamp_field"),
+        (source.created_timestamp_field, "created_timestamp_field"),
+    ):
+        if name is None:
+            continue
+        if name not in schema:
+            raise SchemaError(
+                f"{owner}: {label} {name!r} is not a column of the source; the source has {columns}"
+            )
+        if not isinstance(schema[name], _TEMPORAL):
+            raise SchemaError(
+                f"{owner}: {label} {name!r} must be a Datetime or Date column, got "
+                f"{schema[name]}; parse it first, e.g. pl.col({name!r}).str.to_datetime()"
+            )
+    if view.schema is None:
+        reserved = {*view.join_keys, source.timestamp_field, source.created_timestamp_field}
+        inferred = [Field(c, schema[c]) for c in columns if c not in reserved]
+        if not inferred:
+            raise SchemaError(f"{owner}: the source has no feature columns besides keys")
+        return replace(view, schema=inferred)
+    for f in view.schema:
+        if f.name not in schema:
+            raise SchemaError(
+                f"{owner}: schema field {f.name!r} is not a column of the source; "
+                f"the source has {columns}"
+            )
+        if schema[f.name] != f.dtype:
+            raise SchemaError(
+                f"{owner}: schema field {f.name!r} is declared {dtype_to_str(f.dtype)} but the "
+                f"source column is {dtype_to_str(schema[f.name])}; fix the Field's dtype or "
+                "cast the source"
+            )
+    return view
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    lines = []
+    for key in new:
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if key.endswith("_seconds"):  # durations read better as '2d -> 1d'
+            key = key.removesuffix("_seconds")
+            before, after = (
+                format_timedelta(None if v is None else timedelta(seconds=v))
+                for v in (before, after)
+            )
+            lines.append(f"{key}: {before} -> {after}")
+        else:
+            lines.append(f"{key}: {before!r} -> {after!r}")
+    return lines
+
+
+def _suggest(name: str, choices: Iterable[str]) -> str:
+    choices = sorted(choices)
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f" (known: {choices}){hint}"
+
+
+def _write_tmp(target: Path, text: str) -> Path:
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(name)

@@ -1,0 +1,218 @@
+"""``FeatureStore``: the facade over one feature repo directory.
+
+It delegates: definitions live in :mod:`fskit.definitions`, persistence and planning in
+:mod:`fskit.registry`, point-in-time joins in :mod:`fskit.offline`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fskit._utils.dtypes import dtype_to_str
+from fskit._utils.html import table
+from fskit.definitions import Entity, FeatureView, format_timedelta
+from fskit.offline import FeatureLike, get_historical_features, resolve_features
+from fskit.registry import Plan, Registry
+
+__all__ = ["FeatureStore"]
+
+
+class FeatureStore:
+    """A feature repo: definitions, offline data and (later) the online store, in one folder.
+
+    Parameters
+    ----------
+    repo_path
+        The feature repo directory; created if missing. Any process that opens the same
+        directory sees the same applied definitions.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from datetime import datetime, timedelta
+    >>> import polars as pl
+    >>> import fskit as fk
+    >>> stats = pl.DataFrame({
+    ...     "user_id": [1, 1, 2],
+    ...     "event_timestamp": [datetime(2026, 1, 1), datetime(2026, 1, 3), datetime(2026, 1, 2)],
+    ...     "purchases": [3, 5, 7],
+    ... })
+    >>> store = fk.FeatureStore(tempfile.mkdtemp())
+    >>> user = fk.Entity("user", join_keys=["user_id"])
+    >>> view = fk.FeatureView(name="user_stats", entities=[user], source=stats,
+    ...                       ttl=timedelta(days=1))
+    >>> print(store.apply([user, view]))
+    Plan: 2 to add, 0 to update, 0 to remove, 0 refused, 0 unchanged
+      + entity user: join_keys ['user_id']
+      + feature_view user_stats@v1: 1 features
+    >>> labels = pl.DataFrame({
+    ...     "user_id": [1, 1, 2],
+    ...     "event_timestamp": [datetime(2026, 1, 2), datetime(2026, 1, 3), datetime(2026, 1, 5)],
+    ...     "label": [0, 1, 0],
+    ... })
+    >>> store.get_historical_features(labels, ["user_stats:purchases"])
+    shape: (3, 4)
+    ┌─────────┬─────────────────────┬───────┬───────────┐
+    │ user_id ┆ event_timestamp     ┆ label ┆ purchases │
+    │ ---     ┆ ---                 ┆ ---   ┆ ---       │
+    │ i64     ┆ datetime[μs]        ┆ i64   ┆ i64       │
+    ╞═════════╪═════════════════════╪═══════╪═══════════╡
+    │ 1       ┆ 2026-01-02 00:00:00 ┆ 0     ┆ 3         │
+    │ 1       ┆ 2026-01-03 00:00:00 ┆ 1     ┆ 5         │
+    │ 2       ┆ 2026-01-05 00:00:00 ┆ 0     ┆ null      │
+    └─────────┴─────────────────────┴───────┴───────────┘
+    """
+
+    def __init__(self, repo_path: str | os.PathLike[str] = "feature_repo") -> None:
+        self.repo_path = Path(repo_path).absolute()
+        self.repo_path.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry(self.repo_path)
+
+    def __repr__(self) -> str:
+        views = self.registry.feature_views
+        return (
+            f"FeatureStore({str(self.repo_path)!r}, entities={len(self.registry.entities)}, "
+            f"feature_views={sorted(views)})"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            [
+                v.ref,
+                ", ".join(v.join_keys),
+                len(v.feature_names),
+                format_timedelta(v.ttl),
+                format_timedelta(v.freshness_sla),
+                v.owner,
+                v.description,
+            ]
+            for v in self.list_feature_views()
+        ]
+        return f"<b>FeatureStore</b> <code>{self.repo_path}</code>" + table(
+            ["feature view", "keys", "features", "ttl", "freshness SLA", "owner", "description"],
+            rows,
+        )
+
+    # -- registry --------------------------------------------------------------------------
+    def plan(
+        self,
+        objects: Iterable[Entity | FeatureView],
+        objects_to_delete: Iterable[Entity | FeatureView] = (),
+    ) -> Plan:
+        """What :meth:`apply` would do: added / updated / removed / refused. Writes nothing."""
+        return self.registry.plan(objects, objects_to_delete)
+
+    def apply(
+        self,
+        objects: Iterable[Entity | FeatureView],
+        objects_to_delete: Iterable[Entity | FeatureView] = (),
+    ) -> Plan:
+        """Validate and persist definitions; all or nothing.
+
+        Raises :class:`~fskit.errors.VersionConflictError` when the logic of an applied view
+        version changed (bump ``version``), and :class:`~fskit.errors.SchemaError` when a
+        definition does not match its source.
+        """
+        return self.registry.apply(objects, objects_to_delete)
+
+    def list_entities(self) -> list[Entity]:
+        return [e for _, e in sorted(self.registry.entities.items())]
+
+    def list_feature_views(self) -> list[FeatureView]:
+        return [v for _, v in sorted(self.registry.feature_views.items())]
+
+    def get_entity(self, name: str) -> Entity:
+        return self.registry.get_entity(name)
+
+    def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
+        """The applied view ``name`` at ``version`` (the latest when ``None``)."""
+        return self.registry.get_feature_view(name, version)
+
+    def describe(self) -> pl.DataFrame:
+        """One row per applied feature: view, version, feature, dtype, TTL, owner..."""
+        rows = [
+            {
+                "feature_view": v.name,
+                "version": v.version,
+                "feature": f.name,
+                "dtype": dtype_to_str(f.dtype),
+                "join_keys": ", ".join(v.join_keys),
+                "ttl": format_timedelta(v.ttl),
+                "freshness_sla": format_timedelta(v.freshness_sla),
+                "online": v.online,
+                "owner": v.owner,
+                "description": f.description or v.description,
+            }
+            for v in self.list_feature_views()
+            for f in v.schema or ()
+        ]
+        return pl.DataFrame(
+            rows,
+            schema={
+                "feature_view": pl.String,
+                "version": pl.Int64,
+                "feature": pl.String,
+                "dtype": pl.String,
+                "join_keys": pl.String,
+                "ttl": pl.String,
+                "freshness_sla": pl.String,
+                "online": pl.Boolean,
+                "owner": pl.String,
+                "description": pl.String,
+            },
+        )
+
+    # -- offline ---------------------------------------------------------------------------
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: Sequence[FeatureLike],
+        *,
+        full_feature_names: bool = False,
+        event_timestamp_column: str = "event_timestamp",
+        as_known_at: bool = False,
+    ) -> pl.DataFrame:
+        """A point-in-time correct training set: ``entity_df`` plus the requested features.
+
+        Per entity row with timestamp ``t``, each view contributes its newest row with
+        ``t - ttl <= event_timestamp <= t`` (both bounds inclusive); ties on the event
+        timestamp go to the greatest created timestamp; no such row gives nulls. With
+        ``as_known_at=True`` rows created after ``t`` are ignored too (late corrections do not
+        leak). Rows keep ``entity_df``'s order; its other columns pass through. See
+        :mod:`fskit.offline` for the full rules.
+
+        Parameters
+        ----------
+        entity_df
+            polars DataFrame/LazyFrame (pandas accepted) with the views' join keys and a
+            Datetime column ``event_timestamp_column``.
+        features
+            ``"view:feature"``, ``"view@v2:feature"``, :class:`~fskit.FeatureRef` or a whole
+            :class:`~fskit.FeatureView`.
+        full_feature_names
+            Name columns ``view__feature`` (``view_v2__feature`` for pinned versions).
+        """
+        return get_historical_features(
+            self.registry,
+            entity_df,
+            features,
+            full_feature_names=full_feature_names,
+            event_timestamp_column=event_timestamp_column,
+            as_known_at=as_known_at,
+        )
+
+    def resolve_features(
+        self, features: Sequence[FeatureLike], *, full_feature_names: bool = False
+    ) -> list[str]:
+        """The exact, versioned refs ``features`` mean now (``"user_stats@v2:x"``)."""
+        return [
+            f"{r.view.ref}:{r.feature}"
+            for r in resolve_features(
+                self.registry, features, full_feature_names=full_feature_names
+            )
+        ]
