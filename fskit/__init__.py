@@ -65,6 +65,6 @@ __all__ = [
 def __getattr__(name: str):  # lazy submodules keep `import fskit` light
     import importlib
 
-    if name in {"datasets", "drift", "charts", "online"}:
+    if name in {"charts", "datasets", "drift", "materialization", "online", "simulate"}:
         return importlib.import_module(f"fskit.{name}")
     raise AttributeError(f"module 'fskit' has no attribute {name!r}")

@@ -5,14 +5,17 @@ Subcommands::
     fskit demo [--repo DIR] [--data DIR]       headless end-to-end run on the sample data
     fskit sample-data --out DIR [--users N] [--days N] [--seed N]
     fskit registry [--repo DIR]                list the applied definitions
+    fskit materialize [--repo DIR] [--start T] [--end T] [--views a,b] [--every 15m]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 __all__ = ["main"]
@@ -85,6 +88,82 @@ def _registry(args: argparse.Namespace) -> int:
     return 0
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"15m"`` → ``timedelta(minutes=15)``; units s, m, h, d."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive duration like 30s, 15m, 1h or 2d, got {text!r}"
+        )
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO time like 2026-01-31T12:00:00+00:00, got {text!r}"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from tqdm import tqdm
+
+    import fskit as fk
+
+    store = fk.FeatureStore(args.repo)
+    views = args.views.split(",") if args.views else None
+    bars: dict[str, tqdm] = {}
+
+    def progress(view: str, done: int, total: int) -> None:
+        bar = bars.get(view)
+        if bar is None:
+            bar = bars[view] = tqdm(total=total, desc=view, unit="rows", leave=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def report(runs: list) -> None:
+        for run in runs:
+            start = "beginning" if run.start is None else run.start.isoformat()
+            print(
+                f"{run.view}: {run.rows:,} rows ({start} .. {run.end.isoformat()}) "
+                f"in {run.seconds:.2f} s [{run.status}]",
+                flush=True,
+            )
+
+    if args.every is None:
+        end = args.end or datetime.now(UTC)
+        if args.start is None:
+            runs = store.materialize_incremental(end, views=views, progress=progress)
+        else:
+            runs = store.materialize(args.start, end, views=views, progress=progress)
+        report(runs)
+        return 0
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    schedule = fk.materialization.MaterializationSchedule(store, args.every, views=views)
+    print(f"materializing every {args.every} until stopped (Ctrl-C)", flush=True)
+    while not stop.is_set():
+        began = time.monotonic()
+        report(schedule.tick())
+        stop.wait(max(0.0, args.every.total_seconds() - (time.monotonic() - began)))
+    print(f"stopped after {schedule.ticks} runs ({len(schedule.errors)} failed)", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fskit import datasets
 
@@ -106,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     registry = sub.add_parser("registry", help="list the applied feature views")
     registry.add_argument("--repo", default="feature_repo")
     registry.set_defaults(func=_registry)
+
+    mat = sub.add_parser("materialize", help="copy the newest feature values online")
+    mat.add_argument("--repo", default="feature_repo")
+    mat.add_argument("--start", type=_when, default=None, help="window start (default: watermark)")
+    mat.add_argument("--end", type=_when, default=None, help="window end (default: now)")
+    mat.add_argument("--views", default=None, help="comma-separated views (default: all online)")
+    mat.add_argument("--every", type=parse_duration, default=None, help="repeat, e.g. 15m")
+    mat.set_defaults(func=_materialize)
     return parser
 
 

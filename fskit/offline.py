@@ -34,7 +34,13 @@ from fskit.definitions import FeatureRef, FeatureView, Source, _as_polars
 from fskit.errors import EntityFrameError, FeatureRefError
 from fskit.registry import Registry, _suggest
 
-__all__ = ["ResolvedFeature", "get_historical_features", "resolve_features"]
+__all__ = [
+    "ResolvedFeature",
+    "get_historical_features",
+    "pushed_dir",
+    "resolve_features",
+    "scan_view",
+]
 
 _ROW = "__fskit_row"
 _TS = "__fskit_ts"
@@ -115,6 +121,33 @@ def resolve_features(
             "'view__feature' columns"
         )
     return resolved
+
+
+PUSHED_DIR = "offline/pushed"
+
+
+def pushed_dir(view: FeatureView, repo_path: Path) -> Path:
+    """Where :meth:`fskit.FeatureStore.push` appends a view version's rows as Parquet parts."""
+    return repo_path / PUSHED_DIR / view.name / f"v{view.version}"
+
+
+def scan_view(view: FeatureView, repo_path: Path) -> pl.LazyFrame:
+    """The view's offline rows: its source plus every row pushed to it since."""
+    source = view.source
+    assert isinstance(source, Source)
+    scan = source.scan(repo_path)
+    parts = pushed_dir(view, repo_path)
+    if not parts.is_dir() or not any(parts.glob("part-*.parquet")):
+        return scan
+    columns = [*view.join_keys, source.timestamp_field]
+    if source.created_timestamp_field is not None:
+        columns.append(source.created_timestamp_field)
+    columns += list(view.feature_names)
+    schema = scan.collect_schema()
+    pushed = pl.scan_parquet(parts / "part-*.parquet").select(
+        pl.col(c).cast(schema[c]) for c in columns
+    )
+    return pl.concat([scan.select(columns), pushed], how="vertical")
 
 
 def _utc(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -205,7 +238,7 @@ def _join_view(
     source = view.source
     assert isinstance(source, Source)
     keys = list(view.join_keys)
-    raw = source.scan(repo_path)
+    raw = scan_view(view, repo_path)
     raw_schema = raw.collect_schema()
 
     # Entity keys are cast to the feature source's key types (ints of any width match).

@@ -6,20 +6,47 @@ It delegates: definitions live in :mod:`fskit.definitions`, persistence and plan
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from fskit._utils.dtypes import dtype_to_str
 from fskit._utils.html import table
 from fskit.definitions import Entity, FeatureView, format_timedelta
+from fskit.errors import DefinitionError
 from fskit.offline import FeatureLike, get_historical_features, resolve_features
 from fskit.registry import Plan, Registry
 
+if TYPE_CHECKING:
+    from fskit.materialization import MaterializationRun, MaterializationSchedule, Progress
+
 __all__ = ["FeatureStore"]
+
+CONFIG_FILE = "feature_store.json"
+DEFAULT_ONLINE_STORE = {"type": "diskcache", "path": "online"}
+
+
+def _online_config(repo_path: Path, given: dict[str, Any] | None) -> dict[str, Any]:
+    """The repo's online store config; one given explicitly is saved for other processes."""
+    path = repo_path / CONFIG_FILE
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if given is None:
+        return saved.get("online_store", DEFAULT_ONLINE_STORE)
+    if not isinstance(given, dict) or "type" not in given:
+        raise DefinitionError(
+            "FeatureStore: online_store must be a dict such as {'type': 'diskcache'} or "
+            f"{{'type': 'redis', 'url': 'redis://127.0.0.1:6379/0'}}, got {given!r}"
+        )
+    if saved.get("online_store") != given:
+        tmp = path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**saved, "online_store": given}, indent=2) + "\n")
+        os.replace(tmp, path)
+    return dict(given)
 
 
 class FeatureStore:
@@ -68,10 +95,160 @@ class FeatureStore:
     └─────────┴─────────────────────┴───────┴───────────┘
     """
 
-    def __init__(self, repo_path: str | os.PathLike[str] = "feature_repo") -> None:
+    def __init__(
+        self,
+        repo_path: str | os.PathLike[str] = "feature_repo",
+        *,
+        online_store: dict[str, Any] | None = None,
+    ) -> None:
         self.repo_path = Path(repo_path).absolute()
         self.repo_path.mkdir(parents=True, exist_ok=True)
         self.registry = Registry(self.repo_path)
+        self._online_config = _online_config(self.repo_path, online_store)
+        self._online_backend: Any = None
+        self._online_plans: dict[Any, Any] = {}
+
+    # -- online store ----------------------------------------------------------------------
+    @property
+    def online_store_config(self) -> dict[str, Any]:
+        """The online store this repo uses (``<repo>/feature_store.json``)."""
+        return dict(self._online_config)
+
+    @property
+    def online_backend(self) -> Any:
+        """The online store backend, opened on first use."""
+        if self._online_backend is None:
+            from fskit.online import backend_from_config
+
+            self._online_backend = backend_from_config(self._online_config, self.repo_path)
+        return self._online_backend
+
+    def with_online_backend(self, backend: Any) -> FeatureStore:
+        """A handle on the same repo that reads and writes ``backend`` instead (not saved).
+
+        For simulations and tests: the repo's configured online store is left untouched.
+        """
+        other = FeatureStore.__new__(FeatureStore)
+        other.repo_path, other.registry = self.repo_path, self.registry
+        other._online_config = {"type": type(backend).__name__}
+        other._online_backend, other._online_plans = backend, {}
+        return other
+
+    def close(self) -> None:
+        """Close the online store connection (reopened on next use)."""
+        if self._online_backend is not None:
+            self._online_backend.close()
+            self._online_backend = None
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def materialize(
+        self,
+        start: datetime | None,
+        end: datetime,
+        *,
+        views: Sequence[str] | None = None,
+        progress: Progress | None = None,
+        known_at: datetime | None = None,
+    ) -> list[MaterializationRun]:
+        """Write the newest row per entity with ``start <= event_timestamp <= end`` online.
+
+        ``views`` limits the run (``"user_stats"`` or ``"user_stats@v1"``; default: every
+        online view). ``progress(view_ref, rows_done, rows_total)`` is called per chunk.
+        ``known_at`` hides rows created after it (the simulator replays history with it).
+        Each view's watermark advances to ``end`` once that view is fully written.
+        """
+        from fskit.materialization import materialize
+
+        return materialize(self, start, end, views=views, progress=progress, known_at=known_at)
+
+    def materialize_incremental(
+        self,
+        end: datetime,
+        *,
+        views: Sequence[str] | None = None,
+        progress: Progress | None = None,
+        known_at: datetime | None = None,
+    ) -> list[MaterializationRun]:
+        """Like :meth:`materialize`, each view from its watermark (or the beginning) to ``end``."""
+        from fskit.materialization import materialize
+
+        return materialize(
+            self,
+            None,
+            end,
+            views=views,
+            incremental=True,
+            progress=progress,
+            known_at=known_at,
+        )
+
+    def schedule_materialization(
+        self, every: timedelta, *, views: Sequence[str] | None = None
+    ) -> MaterializationSchedule:
+        """Start a background job running :meth:`materialize_incremental` every ``every``."""
+        from fskit.materialization import MaterializationSchedule
+
+        return MaterializationSchedule(self, every, views=views).start()
+
+    def watermarks(self) -> dict[str, datetime]:
+        """Each view's watermark: the end of its last successful materialization."""
+        from fskit.materialization import read_watermarks
+
+        return read_watermarks(self.repo_path)
+
+    def materialization_log(self) -> pl.DataFrame:
+        """Every materialization run recorded in this repo: window, rows, seconds, status."""
+        from fskit.materialization import read_log
+
+        return read_log(self.repo_path)
+
+    def get_online_features(
+        self,
+        features: Sequence[FeatureLike],
+        entity_rows: Any,
+        *,
+        full_feature_names: bool = False,
+        now: datetime | None = None,
+        return_type: str = "polars",
+        on_unavailable: str = "raise",
+    ) -> pl.DataFrame | dict[str, list[Any]]:
+        """The latest online values for ``entity_rows``, with freshness per view.
+
+        ``entity_rows``: ``[{"user_id": 1}, ...]``, a dict of lists or a DataFrame. Returns a
+        polars DataFrame (or, with ``return_type="dict"``, a dict of lists) holding the keys,
+        the features and per view ``<view>__event_timestamp``, ``<view>__staleness`` and
+        ``<view>__status`` (``PRESENT``, ``NOT_FOUND``, ``OUTSIDE_MAX_AGE``, ``UNAVAILABLE``).
+        The TTL applies on read as in the offline join (relative to ``now``, default: the
+        current time). ``on_unavailable="null"`` answers nulls instead of raising
+        :class:`~fskit.errors.StoreUnavailableError` when the store is down.
+        """
+        from fskit.retrieval import get_online_features
+
+        return get_online_features(
+            self,
+            features,
+            entity_rows,
+            full_feature_names=full_feature_names,
+            now=now,
+            return_type=return_type,  # type: ignore[arg-type]
+            on_unavailable=on_unavailable,  # type: ignore[arg-type]
+        )
+
+    def push(
+        self, view: str, rows: Any, *, to: str = "online_and_offline", now: datetime | None = None
+    ) -> int:
+        """Ingest fresh rows into ``view``'s online store and append them offline.
+
+        Returns the number of rows pushed. See :mod:`fskit.push`.
+        """
+        from fskit.push import push
+
+        return push(self, view, rows, to=to, now=now)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         views = self.registry.feature_views

@@ -1,0 +1,238 @@
+"""Online retrieval: the latest materialized or pushed values for some entities, now.
+
+The view's TTL applies on read exactly as in the offline join: a value whose event timestamp is
+older than ``now - ttl`` is not served (its features read as null and its status says so).
+Every view in the answer gets three columns beside its features:
+
+* ``<view>__event_timestamp`` — the event time of the served row (UTC);
+* ``<view>__staleness`` — ``now - event_timestamp``;
+* ``<view>__status`` — Feast's field statuses: ``PRESENT``, ``NOT_FOUND`` (no value for the
+  key), ``OUTSIDE_MAX_AGE`` (older than the TTL), or ``UNAVAILABLE`` (the store could not be
+  read and ``on_unavailable="null"`` asked for nulls instead of an error).
+
+A missing entity is never an exception: its features are null and its status ``NOT_FOUND``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+
+from fskit.definitions import FeatureView
+from fskit.errors import DefinitionError, EntityFrameError, StoreUnavailableError
+from fskit.offline import FeatureLike, ResolvedFeature, resolve_features
+from fskit.online import decode_row, encode_key
+
+if TYPE_CHECKING:
+    from fskit.store import FeatureStore
+
+__all__ = ["OnlineView", "PRESENT", "NOT_FOUND", "OUTSIDE_MAX_AGE", "UNAVAILABLE"]
+
+PRESENT = "PRESENT"
+NOT_FOUND = "NOT_FOUND"
+OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
+UNAVAILABLE = "UNAVAILABLE"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class OnlineView:
+    """One view's part of an online request, resolved once and cached per registry state."""
+
+    view: FeatureView
+    table: str  # the online table, "user_stats@v1"
+    join_keys: tuple[str, ...]
+    positions: tuple[int, ...]  # index of each requested feature in the stored row
+    columns: tuple[str, ...]
+    prefix: str
+    ttl_us: int | None
+    schema: dict[str, pl.DataType]  # output columns of this view and their dtypes
+
+
+def plan_request(
+    store: FeatureStore, features: Sequence[FeatureLike], full_feature_names: bool
+) -> list[OnlineView]:
+    """Resolve refs once per registry version (cached: the hot path reads the same refs)."""
+    store.registry.refresh()
+    if isinstance(features, (str, FeatureView)):
+        features = [features]
+    names = tuple(f if isinstance(f, str) else str(getattr(f, "ref", f)) for f in features)
+    key = (names, full_feature_names, store.registry._stamp)
+    cached = store._online_plans.get(key)
+    if cached is not None:
+        return cached
+    resolved = resolve_features(store.registry, features, full_feature_names=full_feature_names)
+    groups: dict[str, list[ResolvedFeature]] = {}
+    for r in resolved:
+        groups.setdefault(r.view.ref, []).append(r)
+    plan = []
+    for group in groups.values():
+        view = group[0].view
+        pinned = any(r.ref.version is not None for r in group)
+        prefix = f"{view.name}_v{view.version}" if pinned else view.name
+        stored = view.feature_names
+        dtypes = {f.name: f.dtype for f in view.schema or ()}
+        schema = {r.column: dtypes[r.feature] for r in group}
+        schema[f"{prefix}__event_timestamp"] = pl.Datetime("us", "UTC")
+        schema[f"{prefix}__staleness"] = pl.Duration("us")
+        schema[f"{prefix}__status"] = pl.String()
+        plan.append(
+            OnlineView(
+                view=view,
+                table=view.ref,
+                join_keys=view.join_keys,
+                positions=tuple(stored.index(r.feature) for r in group),
+                columns=tuple(r.column for r in group),
+                prefix=prefix,
+                ttl_us=None if view.ttl is None else _td_us(view.ttl),
+                schema=schema,
+            )
+        )
+    if len(store._online_plans) > 256:
+        store._online_plans.clear()
+    store._online_plans[key] = plan
+    return plan
+
+
+def _entity_columns(entity_rows: Any) -> dict[str, list[Any]]:
+    if isinstance(entity_rows, Mapping):
+        columns = {k: list(v) for k, v in entity_rows.items()}
+    elif isinstance(entity_rows, pl.DataFrame):
+        columns = entity_rows.to_dict(as_series=False)
+    elif type(entity_rows).__module__.startswith("pandas"):
+        columns = pl.from_pandas(entity_rows).to_dict(as_series=False)
+    elif isinstance(entity_rows, Sequence) and not isinstance(entity_rows, (str, bytes)):
+        if not all(isinstance(row, Mapping) for row in entity_rows):
+            raise EntityFrameError(
+                "get_online_features: entity_rows must be a list of dicts like "
+                "[{'user_id': 1}], a dict of lists, or a DataFrame"
+            )
+        names = list(dict.fromkeys(k for row in entity_rows for k in row))
+        columns = {k: [row.get(k) for row in entity_rows] for k in names}
+    else:
+        raise EntityFrameError(
+            "get_online_features: entity_rows must be a list of dicts, a dict of lists or a "
+            f"DataFrame, got {type(entity_rows).__name__}"
+        )
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise EntityFrameError(
+            f"get_online_features: entity_rows columns differ in length: {lengths}"
+        )
+    return columns
+
+
+def get_online_features(
+    store: FeatureStore,
+    features: Sequence[FeatureLike],
+    entity_rows: Any,
+    *,
+    full_feature_names: bool = False,
+    now: datetime | None = None,
+    return_type: Literal["polars", "dict"] = "polars",
+    on_unavailable: Literal["raise", "null"] = "raise",
+) -> pl.DataFrame | dict[str, list[Any]]:
+    """Latest online values for ``entity_rows`` (see the module docs)."""
+    if return_type not in ("polars", "dict"):
+        raise DefinitionError(
+            f"get_online_features: return_type must be 'polars' or 'dict', got {return_type!r}"
+        )
+    if on_unavailable not in ("raise", "null"):
+        raise DefinitionError(
+            f"get_online_features: on_unavailable must be 'raise' or 'null', got {on_unavailable!r}"
+        )
+    plan = plan_request(store, features, full_feature_names)
+    columns = _entity_columns(entity_rows)
+    for part in plan:
+        missing = [k for k in part.view.join_keys if k not in columns]
+        if missing:
+            raise EntityFrameError(
+                f"get_online_features: entity_rows lack join key(s) {missing} needed by "
+                f"feature view {part.view.ref!r} (given: {list(columns)})"
+            )
+    now_dt = datetime.now(UTC) if now is None else _aware(now)
+    now_us = _to_us(now_dt)
+
+    out: dict[str, list[Any]] = {}
+    for part in plan:
+        for key in part.join_keys:
+            out.setdefault(key, columns[key])
+    meta: dict[str, list[Any]] = {}
+    backend = store.online_backend
+    for part in plan:
+        encoded = [
+            None if None in parts else encode_key(parts)
+            for parts in zip(*(columns[k] for k in part.join_keys), strict=True)
+        ]
+        wanted = [k for k in encoded if k is not None]
+        status_default = NOT_FOUND
+        try:
+            raw = iter(backend.read(part.table, wanted) if wanted else ())
+        except StoreUnavailableError:
+            if on_unavailable == "raise":
+                raise
+            raw, status_default = iter(()), UNAVAILABLE
+        ttl_us = part.ttl_us
+        values: list[list[Any]] = [[] for _ in part.columns]
+        stamps: list[datetime | None] = []
+        staleness: list[timedelta | None] = []
+        statuses: list[str] = []
+        for key in encoded:
+            data = None if key is None else next(raw, None)
+            if data is None:
+                for column in values:
+                    column.append(None)
+                stamps.append(None)
+                staleness.append(None)
+                statuses.append(NOT_FOUND if key is None else status_default)
+                continue
+            ts_us, row = decode_row(data)
+            age_us = now_us - ts_us
+            stamps.append(_EPOCH + timedelta(microseconds=ts_us))
+            staleness.append(timedelta(microseconds=age_us))
+            if ttl_us is not None and age_us > ttl_us:
+                for column in values:
+                    column.append(None)
+                statuses.append(OUTSIDE_MAX_AGE)
+            else:
+                for column, pos in zip(values, part.positions, strict=True):
+                    column.append(row[pos])
+                statuses.append(PRESENT)
+        for name, column in zip(part.columns, values, strict=True):
+            out[name] = column
+        meta[f"{part.prefix}__event_timestamp"] = stamps
+        meta[f"{part.prefix}__staleness"] = staleness
+        meta[f"{part.prefix}__status"] = statuses
+    out.update(meta)
+    if return_type == "dict":
+        return out
+    schema: dict[str, Any] = {}
+    for part in plan:
+        schema.update(part.schema)
+    n_rows = len(statuses) if plan else 0
+    if 0 < n_rows <= 64:  # building few rows as dicts is ~5x faster than column by column
+        names = list(out)
+        rows = [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
+        return pl.from_dicts(rows, schema_overrides=schema, infer_schema_length=None)
+    return pl.DataFrame(
+        [pl.Series(name, col, dtype=schema.get(name), strict=False) for name, col in out.items()]
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    if not isinstance(value, datetime):
+        raise DefinitionError(f"now must be a datetime, got {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _to_us(value: datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _td_us(value: timedelta) -> int:
+    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
