@@ -38,6 +38,7 @@ from fskit.definitions import FeatureView, Source
 from fskit.errors import DefinitionError
 from fskit.offline import _utc, scan_view
 from fskit.online import encode_frame
+from fskit.transformations import OnDemandFeatureView, StreamFeatureView
 
 if TYPE_CHECKING:
     from fskit.store import FeatureStore
@@ -136,6 +137,65 @@ def latest_rows(
     return rows.collect()
 
 
+BUFFER_EVENTS = "__events"
+
+
+def buffer_columns(view: StreamFeatureView) -> list[str]:
+    """Layout of a stream view's online value: event times (µs), then each value column."""
+    return [BUFFER_EVENTS, *view.value_columns]
+
+
+def event_buffers(
+    view: StreamFeatureView,
+    repo_path: Path,
+    end: datetime,
+    *,
+    known_at: datetime | None = None,
+    events: pl.LazyFrame | None = None,
+    apply_filter: bool = True,
+) -> pl.DataFrame:
+    """Per entity, its filtered events in ``(end - longest window, end]`` as lists.
+
+    Columns: the join keys, ``event_timestamp`` (the newest event), ``__events`` (event times
+    in µs, ascending) and one list per aggregated column. ``events`` overrides the offline
+    scan (push passes the merged buffer and new events through here).
+    """
+    source = view.source
+    keys = list(view.join_keys)
+    scan = scan_view(view, repo_path) if events is None else events
+    schema = scan.collect_schema()
+    ts_field = source.timestamp_field  # type: ignore[union-attr]
+    naive = lambda d: d.astimezone(UTC).replace(tzinfo=None)  # noqa: E731
+    selected = [*keys, _utc(pl.col(ts_field), schema[ts_field]).alias("__ts")]
+    created = source.created_timestamp_field  # type: ignore[union-attr]
+    if known_at is not None and created is not None:
+        selected.append(_utc(pl.col(created), schema[created]).alias("__created"))
+    frame = (view.filter_events(scan) if apply_filter else scan).select(
+        *selected, *view.value_columns
+    )
+    frame = frame.filter(
+        pl.col("__ts").is_not_null()
+        & (pl.col("__ts") > naive(end) - view.max_window)
+        & (pl.col("__ts") <= naive(end))
+    )
+    for key in keys:
+        frame = frame.filter(pl.col(key).is_not_null())
+    if known_at is not None and created is not None:
+        frame = frame.filter(
+            pl.col("__created").is_null() | (pl.col("__created") <= naive(known_at))
+        )
+    return (
+        frame.sort("__ts", maintain_order=True)
+        .group_by(keys)
+        .agg(
+            pl.col("__ts").max().dt.replace_time_zone("UTC").alias("event_timestamp"),
+            pl.col("__ts").dt.epoch("us").alias(BUFFER_EVENTS),
+            *(pl.col(c) for c in view.value_columns),
+        )
+        .collect()
+    )
+
+
 def write_rows(
     backend: Any,
     view: FeatureView,
@@ -144,15 +204,20 @@ def write_rows(
     progress: Progress | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> int:
-    """Encode and write ``rows`` (keys, event_timestamp, features) in chunked transactions."""
+    """Encode and write ``rows`` (keys, event_timestamp, values) in chunked transactions.
+
+    The values are the view's features, or for a stream view its event buffer columns.
+    """
+    if isinstance(view, StreamFeatureView):
+        value_columns = buffer_columns(view)
+    else:
+        value_columns = list(view.feature_names)
     written, total = 0, rows.height
     for offset in range(0, max(total, 1), chunk_rows):
         chunk = rows.slice(offset, chunk_rows)
         if chunk.is_empty():
             break
-        keys, values = encode_frame(
-            chunk, list(view.join_keys), "event_timestamp", list(view.feature_names)
-        )
+        keys, values = encode_frame(chunk, list(view.join_keys), "event_timestamp", value_columns)
         written += backend.write(view.ref, list(zip(keys, values, strict=True)))
         if progress is not None:
             progress(view.ref, min(offset + chunk_rows, total), total)
@@ -190,7 +255,10 @@ def materialize(
         began = time.perf_counter()
         window_start = read_watermarks(store.repo_path).get(view.ref) if incremental else start
         try:
-            rows = latest_rows(view, store.repo_path, window_start, end, known_at=known_at)
+            if isinstance(view, StreamFeatureView):
+                rows = event_buffers(view, store.repo_path, end, known_at=known_at)
+            else:
+                rows = latest_rows(view, store.repo_path, window_start, end, known_at=known_at)
             written = write_rows(backend, view, rows, progress=progress)
         except Exception as exc:  # recorded, then re-raised below
             failure = failure or exc
@@ -227,7 +295,7 @@ def _choose_views(store: FeatureStore, names: Sequence[str] | None) -> list[Feat
     if names is None:
         latest: dict[str, FeatureView] = {}
         for view in store.list_feature_views():
-            if view.online:
+            if view.online and not isinstance(view, OnDemandFeatureView):
                 latest[view.ref] = view
         return list(latest.values())
     chosen = []

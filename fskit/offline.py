@@ -33,6 +33,7 @@ import polars as pl
 from fskit.definitions import FeatureRef, FeatureView, Source, _as_polars
 from fskit.errors import EntityFrameError, FeatureRefError
 from fskit.registry import Registry, _suggest
+from fskit.transformations import TS, OnDemandFeatureView, StreamFeatureView, rolling_aggregates
 
 __all__ = [
     "ResolvedFeature",
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 _ROW = "__fskit_row"
-_TS = "__fskit_ts"
+_TS = TS  # "__fskit_ts", shared with fskit.transformations
 _CREATED = "__fskit_created"
 _KNOWN = "__fskit_known"
 _RANK = "__fskit_rank"
@@ -139,10 +140,13 @@ def scan_view(view: FeatureView, repo_path: Path) -> pl.LazyFrame:
     parts = pushed_dir(view, repo_path)
     if not parts.is_dir() or not any(parts.glob("part-*.parquet")):
         return scan
-    columns = [*view.join_keys, source.timestamp_field]
-    if source.created_timestamp_field is not None:
-        columns.append(source.created_timestamp_field)
-    columns += list(view.feature_names)
+    if isinstance(view, StreamFeatureView):
+        columns = list(view.input_columns)
+    else:
+        columns = [*view.join_keys, source.timestamp_field]
+        if source.created_timestamp_field is not None:
+            columns.append(source.created_timestamp_field)
+        columns += list(view.feature_names)
     schema = scan.collect_schema()
     pushed = pl.scan_parquet(parts / "part-*.parquet").select(
         pl.col(c).cast(schema[c]) for c in columns
@@ -184,11 +188,37 @@ def get_historical_features(
     by_view: dict[str, list[ResolvedFeature]] = {}
     for r in resolved:
         by_view.setdefault(r.view.ref, []).append(r)
+    on_demand = []
     for group in by_view.values():
         view = group[0].view
-        left = _join_view(left, view, group, schema, registry.repo_path, as_known_at)
-    out = left.sort(_ROW).drop(_ROW, _TS)
-    return out.collect()
+        if isinstance(view, OnDemandFeatureView):
+            on_demand.append(group)
+        elif isinstance(view, StreamFeatureView):
+            left = _join_stream_view(left, view, group, schema, registry.repo_path)
+        else:
+            left = _join_view(left, view, group, schema, registry.repo_path, as_known_at)
+    out = left.sort(_ROW).drop(_ROW, _TS).collect()
+    if not on_demand:
+        return out
+    for group in on_demand:
+        odfv: OnDemandFeatureView = group[0].view  # type: ignore[assignment]
+        keys = {
+            k
+            for ref in odfv.sources  # type: ignore[union-attr]
+            for k in registry.get_feature_view(ref.view, ref.version).join_keys
+        }
+        sources = get_historical_features(
+            registry,
+            entities.select(*sorted(keys), event_timestamp_column),
+            list(odfv.sources),
+            event_timestamp_column=event_timestamp_column,
+            as_known_at=as_known_at,
+        )
+        request = entities.select(f.name for f in odfv.request_schema)  # type: ignore[union-attr]
+        values = odfv.transform(pl.concat([sources, request], how="horizontal"))
+        out = out.with_columns(values[r.feature].alias(r.column) for r in group)
+    # requested order: the entity frame's columns, then the features as asked for
+    return out.select(*entities.columns, *(r.column for r in resolved))
 
 
 def _check_entity_frame(
@@ -216,6 +246,13 @@ def _check_entity_frame(
                     f"{owner} lacks join key {key!r} needed by feature view {r.view.ref!r} "
                     f"(columns: {list(schema)})"
                 )
+        if isinstance(r.view, OnDemandFeatureView):
+            for f in r.view.request_schema:  # type: ignore[union-attr]
+                if f.name not in schema:
+                    raise EntityFrameError(
+                        f"{owner} lacks request field {f.name!r} needed by on-demand view "
+                        f"{r.view.ref!r} (columns: {list(schema)})"
+                    )
     clashes = [r.column for r in resolved if r.column in schema]
     if clashes:
         raise EntityFrameError(
@@ -225,6 +262,51 @@ def _check_entity_frame(
     for name in (_ROW, _TS):
         if name in schema:
             raise EntityFrameError(f"{owner} uses the reserved column name {name!r}")
+
+
+def _join_stream_view(
+    left: pl.LazyFrame,
+    view: StreamFeatureView,
+    group: list[ResolvedFeature],
+    entity_schema: pl.Schema,
+    repo_path: Path,
+) -> pl.LazyFrame:
+    """Windowed aggregates evaluated at every entity row's own timestamp."""
+    keys = list(view.join_keys)
+    events = scan_view(view, repo_path)
+    raw_schema = events.collect_schema()
+    left = left.with_columns(_key_casts(view, keys, raw_schema, entity_schema))
+    ts_field = view.source.timestamp_field  # type: ignore[union-attr]
+    events = view.filter_events(events).select(
+        *keys,
+        _utc(pl.col(ts_field), raw_schema[ts_field]).alias(_TS),
+        *view.value_columns,
+    )
+    for key in keys:
+        events = events.filter(pl.col(key).is_not_null())
+    aggregates = rolling_aggregates(
+        view, events.filter(pl.col(_TS).is_not_null()), left.select(*keys, _TS)
+    ).select(*keys, _TS, *(pl.col(r.feature).alias(r.column) for r in group))
+    return left.join(aggregates, on=[*keys, _TS], how="left", maintain_order="left")
+
+
+def _key_casts(
+    view: Any, keys: list[str], raw_schema: pl.Schema, entity_schema: pl.Schema
+) -> list[pl.Expr]:
+    """Entity keys cast to the feature source's key types (ints of any width match)."""
+    casts = []
+    for key in keys:
+        want, have = raw_schema[key], entity_schema[key]
+        if want == have:
+            continue
+        if want.is_integer() and have.is_integer():
+            casts.append(pl.col(key).cast(want))
+        else:
+            raise EntityFrameError(
+                f"get_historical_features: entity_df join key {key!r} is {have} but feature "
+                f"view {view.ref!r} has it as {want}; cast one of them"
+            )
+    return casts
 
 
 def _join_view(
@@ -241,19 +323,7 @@ def _join_view(
     raw = scan_view(view, repo_path)
     raw_schema = raw.collect_schema()
 
-    # Entity keys are cast to the feature source's key types (ints of any width match).
-    casts = []
-    for key in keys:
-        want, have = raw_schema[key], entity_schema[key]
-        if want == have:
-            continue
-        if want.is_integer() and have.is_integer():
-            casts.append(pl.col(key).cast(want))
-        else:
-            raise EntityFrameError(
-                f"get_historical_features: entity_df join key {key!r} is {have} but feature "
-                f"view {view.ref!r} has it as {want}; cast one of them"
-            )
+    casts = _key_casts(view, keys, raw_schema, entity_schema)
     if casts:
         left = left.with_columns(casts)
 

@@ -20,6 +20,7 @@ import polars as pl
 from fskit.definitions import Source, _as_polars
 from fskit.errors import DefinitionError, SchemaError
 from fskit.offline import _utc, pushed_dir
+from fskit.transformations import OnDemandFeatureView, StreamFeatureView
 
 if TYPE_CHECKING:
     from fskit.store import FeatureStore
@@ -53,6 +54,12 @@ def push(
         )
     name, _, version = view.partition("@v")
     fv = store.get_feature_view(name, int(version) if version else None)
+    if isinstance(fv, OnDemandFeatureView):
+        raise DefinitionError(
+            f"push: {fv.ref!r} is an on-demand view, computed at request time; push to the "
+            f"views it reads instead: {[str(s) for s in fv.sources]}"
+        )
+    stream = isinstance(fv, StreamFeatureView)
     source = fv.source
     assert isinstance(source, Source)
     frame = _rows_frame(rows)
@@ -60,7 +67,10 @@ def push(
         return 0
     owner = f"push to {fv.ref!r}"
     source_schema = source.scan(store.repo_path).collect_schema()
-    required = [*fv.join_keys, source.timestamp_field, *fv.feature_names]
+    if stream:  # raw events: every column the aggregations and the filter read
+        required = [c for c in fv.input_columns if c != source.created_timestamp_field]
+    else:
+        required = [*fv.join_keys, source.timestamp_field, *fv.feature_names]
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise SchemaError(f"{owner}: rows lack column(s) {missing}; expected {required}")
@@ -100,7 +110,9 @@ def push(
         tmp = folder / f".{target.name}.tmp"
         frame.write_parquet(tmp)
         os.replace(tmp, target)
-    if to in ("online_and_offline", "online"):
+    if to in ("online_and_offline", "online") and stream:
+        _push_events(store, fv, frame)  # type: ignore[arg-type]
+    elif to in ("online_and_offline", "online"):
         from fskit.materialization import write_rows
 
         order = [source.timestamp_field] + ([created] if created else [])
@@ -117,3 +129,56 @@ def push(
         )
         write_rows(store.online_backend, fv, latest)
     return frame.height
+
+
+def _push_events(store: FeatureStore, view: StreamFeatureView, frame: pl.DataFrame) -> None:
+    """Append events to the online buffers of their entities (read, merge, trim, write).
+
+    Pushers to the same stream view serialize on a lock file in the repo, so a concurrent
+    push cannot lose another's events on this machine.
+    """
+    from fskit.materialization import _locked, event_buffers, write_rows
+    from fskit.online import decode_row, encode_key
+
+    keys = list(view.join_keys)
+    source = view.source
+    ts_field = source.timestamp_field  # type: ignore[union-attr]
+    backend = store.online_backend
+    with _locked(store.repo_path):
+        entities = frame.select(keys).unique(maintain_order=True)
+        stored = backend.read(view.ref, [encode_key(k) for k in entities.iter_rows()])
+        old: dict[str, list[Any]] = {c: [] for c in [*keys, ts_field, *view.value_columns]}
+        for key_values, data in zip(entities.iter_rows(), stored, strict=True):
+            if data is None:
+                continue
+            _, row = decode_row(data)
+            n = len(row[0])
+            for key, value in zip(keys, key_values, strict=True):
+                old[key].extend([value] * n)
+            old[ts_field].extend(row[0])
+            for column, values in zip(view.value_columns, row[1:], strict=True):
+                old[column].extend(values)
+        schema = frame.schema
+        dtype = schema[ts_field]
+        stamps = pl.Series(old[ts_field], dtype=pl.Int64).cast(pl.Datetime("us"))
+        if dtype.time_zone is not None:  # type: ignore[union-attr]
+            stamps = stamps.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone)  # type: ignore[union-attr]
+        previous = pl.DataFrame(
+            {
+                **{k: pl.Series(old[k], dtype=schema[k]) for k in keys},
+                ts_field: stamps.dt.cast_time_unit(dtype.time_unit),  # type: ignore[union-attr]
+                **{c: pl.Series(old[c], dtype=schema[c], strict=False) for c in view.value_columns},
+            }
+        )
+        new = view.filter_events(frame).select(previous.columns)
+        merged = pl.concat([previous, new], how="vertical")
+        newest = merged.select(
+            _utc(pl.col(ts_field), dtype).max().dt.replace_time_zone("UTC")
+        ).item()
+        if newest is None:  # nothing passed the filter and nothing was stored
+            return
+        # the stored events passed the filter when they were pushed; the new ones just did
+        buffers = event_buffers(
+            view, store.repo_path, newest, events=merged.lazy(), apply_filter=False
+        )
+        write_rows(backend, view, buffers)

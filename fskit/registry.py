@@ -33,6 +33,7 @@ from fskit.definitions import (
     CSVSource,
     DataFrameSource,
     Entity,
+    FeatureRef,
     FeatureView,
     Field,
     ParquetSource,
@@ -40,6 +41,11 @@ from fskit.definitions import (
     format_timedelta,
 )
 from fskit.errors import RegistryError, SchemaError, VersionConflictError
+from fskit.transformations import (
+    OnDemandFeatureView,
+    StreamFeatureView,
+    stream_view_from_config,
+)
 
 __all__ = ["Change", "Plan", "Registry"]
 
@@ -171,9 +177,17 @@ class Registry:
                 f"expected {REGISTRY_FORMAT!r}"
             )
         entities = {name: Entity.from_config(c) for name, c in config.get("entities", {}).items()}
+        view_configs = config.get("feature_views", {})
+        written_by = config.get("polars_version")
+        if written_by != pl.__version__ and any(_has_expressions(c) for c in view_configs.values()):
+            raise RegistryError(
+                f"{self._file} stores polars expressions written by polars {written_by}, but "
+                f"this is polars {pl.__version__}; expressions are stored in a version-specific "
+                "form: install polars {written_by} or re-apply the definitions with this one"
+            )
         views = {
-            ref: FeatureView.from_config(c, entities)
-            for ref, c in config.get("feature_views", {}).items()
+            ref: _absolute_source(_view_from_config(c, entities), self.repo_path)
+            for ref, c in view_configs.items()
         }
         self._stamp, self._entities, self._views = stamp, entities, views
 
@@ -239,13 +253,16 @@ class Registry:
             changes.append(self._entity_change(entity))
 
         known = {**self._entities, **batch_entities}
-        planned: list[FeatureView] = []
+        planned: list[Any] = []
         frames: dict[str, pl.DataFrame] = {}
         seen: set[str] = set()
+        on_demand = [v for v in views if isinstance(v, OnDemandFeatureView)]
         for view in views:
             if view.ref in seen:
                 raise RegistryError(f"FeatureView {view.ref!r} appears twice in the batch")
             seen.add(view.ref)
+            if isinstance(view, OnDemandFeatureView):
+                continue
             for entity in view.entities:  # type: ignore[union-attr]
                 registered = known.get(entity.name)
                 if registered is None:
@@ -264,6 +281,11 @@ class Registry:
                 frames[resolved.ref] = frame
             planned.append(resolved)
             changes.append(self._view_change(resolved))
+        available = {**self._views, **{v.ref: v for v in planned}}
+        for odfv in on_demand:
+            resolved = _resolve_on_demand(odfv, available)
+            planned.append(resolved)
+            changes.append(self._view_change(resolved))
 
         deleted_views = [v.ref for v in del_views]
         for ref in deleted_views:
@@ -276,10 +298,22 @@ class Registry:
             for ref, v in {**self._views, **{v.ref: v for v in planned}}.items()
             if ref not in deleted_views
         ]
+        for view in remaining:
+            if isinstance(view, OnDemandFeatureView):
+                gone = [str(s) for s in view.sources if f"{s.view}@v{s.version}" in deleted_views]  # type: ignore[union-attr]
+                if gone:
+                    raise RegistryError(
+                        f"cannot delete {sorted(set(g.split(':')[0] for g in gone))}: on-demand "
+                        f"view {view.ref!r} reads {gone}"
+                    )
         for name in deleted_entities:
             if name not in self._entities:
                 raise RegistryError(f"cannot delete Entity {name!r}: it is not applied")
-            users = [v.ref for v in remaining if name in [e.name for e in v.entities]]  # type: ignore[union-attr]
+            users = [
+                v.ref
+                for v in remaining
+                if name in [e.name for e in getattr(v, "entities", ())]  # type: ignore[union-attr]
+            ]
             if users:
                 raise RegistryError(
                     f"cannot delete Entity {name!r}: feature views {users} still use it"
@@ -314,6 +348,8 @@ class Registry:
 
     def _view_change(self, view: FeatureView) -> Change:
         old = self._views.get(view.ref)
+        if old is not None:
+            old, view = self._stored(old), self._stored(view)
         if old is None:
             n = len(view.schema or ())
             return Change("feature_view", view.ref, "add", (f"{n} features",))
@@ -341,7 +377,7 @@ class Registry:
             assert source.frame is not None
             frame = source.frame.lazy().collect()
             stored: Source = ParquetSource(
-                f"{OFFLINE_DIR}/{view.name}/v{view.version}.parquet",
+                self.repo_path / OFFLINE_DIR / view.name / f"v{view.version}.parquet",
                 timestamp_field=source.timestamp_field,
                 created_timestamp_field=source.created_timestamp_field,
             )
@@ -349,7 +385,7 @@ class Registry:
         else:
             assert isinstance(source, (ParquetSource, CSVSource))
             stored = type(source)(
-                self._storable_path(source.path),  # type: ignore[arg-type]
+                os.path.normpath(Path.cwd() / source.path),  # type: ignore[operator]
                 timestamp_field=source.timestamp_field,
                 created_timestamp_field=source.created_timestamp_field,
             )
@@ -362,6 +398,25 @@ class Registry:
                 ) from None
         view = replace(view, source=stored)
         return _check_schema(view, schema), frame
+
+    def _stored(self, view: Any) -> Any:
+        """``view`` as it is written to the registry file (repo-relative data paths).
+
+        In memory every source path is absolute (see :func:`_absolute_source`)."""
+        source = getattr(view, "source", None)
+        if not isinstance(source, (ParquetSource, CSVSource)):
+            return view
+        path = self._storable_path(source.path)  # type: ignore[arg-type]
+        if path == source.path:
+            return view
+        return replace(
+            view,
+            source=type(source)(
+                path,
+                timestamp_field=source.timestamp_field,
+                created_timestamp_field=source.created_timestamp_field,
+            ),
+        )
 
     def _storable_path(self, path: str) -> str:
         """Absolute, or relative to the repo when the data lives inside it."""
@@ -399,7 +454,7 @@ class Registry:
                 "format": REGISTRY_FORMAT,
                 "polars_version": pl.__version__,
                 "entities": {n: entities[n].to_config() for n in sorted(entities)},
-                "feature_views": {r: views[r].to_config() for r in sorted(views)},
+                "feature_views": {r: self._stored(views[r]).to_config() for r in sorted(views)},
             }
             staged: list[tuple[Path, Path]] = []
             try:
@@ -439,7 +494,7 @@ def _split(objects: Sequence[object], argument: str) -> tuple[list[Entity], list
     for obj in objects:
         if isinstance(obj, Entity):
             entities.append(obj)
-        elif isinstance(obj, FeatureView):
+        elif isinstance(obj, (FeatureView, OnDemandFeatureView)):
             views.append(obj)
         else:
             raise RegistryError(
@@ -478,6 +533,8 @@ def _check_schema(view: FeatureView, schema: pl.Schema) -> FeatureView:
                 f"{owner}: {label} {name!r} must be a Datetime or Date column, got "
                 f"{schema[name]}; parse it first, e.g. pl.col({name!r}).str.to_datetime()"
             )
+    if isinstance(view, StreamFeatureView):
+        return _check_stream_schema(view, schema)
     if view.schema is None:
         reserved = {*view.join_keys, source.timestamp_field, source.created_timestamp_field}
         inferred = [Field(c, schema[c]) for c in columns if c not in reserved]
@@ -497,6 +554,96 @@ def _check_schema(view: FeatureView, schema: pl.Schema) -> FeatureView:
                 "cast the source"
             )
     return view
+
+
+def _check_stream_schema(view: StreamFeatureView, schema: pl.Schema) -> StreamFeatureView:
+    owner = f"StreamFeatureView {view.ref!r}"
+    columns = list(schema)
+    for column in view.value_columns:
+        if column not in schema:
+            raise SchemaError(
+                f"{owner}: aggregated column {column!r} is not a column of the source; "
+                f"the source has {columns}"
+            )
+        if not schema[column].is_numeric() and not isinstance(schema[column], pl.Boolean):
+            raise SchemaError(
+                f"{owner}: aggregated column {column!r} must be numeric, got {schema[column]}"
+            )
+    if view.filter is not None:
+        try:
+            kind = pl.DataFrame(schema=schema).select(view.filter).dtypes[0]
+        except pl.exceptions.PolarsError as exc:
+            raise SchemaError(
+                f"{owner}: filter does not run on the source's columns {columns}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+        if not isinstance(kind, pl.Boolean):
+            raise SchemaError(f"{owner}: filter must give a Boolean column, got {kind}")
+    return view
+
+
+def _resolve_on_demand(view: OnDemandFeatureView, available: dict[str, Any]) -> OnDemandFeatureView:
+    """Pin the sources to applied versions and infer the output schema by a dry run."""
+    owner = f"OnDemandFeatureView {view.ref!r}"
+    pinned = []
+    inputs: dict[str, pl.DataType] = {f.name: f.dtype for f in view.request_schema}  # type: ignore[union-attr]
+    for ref in view.sources:  # type: ignore[union-attr]
+        versions = sorted(v.version for v in available.values() if v.name == ref.view)
+        if not versions:
+            raise RegistryError(
+                f"{owner} reads {str(ref)!r}, but no feature view {ref.view!r} is applied"
+            )
+        version = versions[-1] if ref.version is None else ref.version
+        source = available.get(f"{ref.view}@v{version}")
+        if source is None or isinstance(source, OnDemandFeatureView):
+            raise RegistryError(
+                f"{owner} reads {str(ref)!r}: that must be an applied FeatureView version "
+                f"(applied: {versions})"
+            )
+        dtypes = {f.name: f.dtype for f in source.schema or ()}
+        if ref.feature not in dtypes:
+            raise RegistryError(
+                f"{owner} reads {str(ref)!r}, but {source.ref!r} has no feature "
+                f"{ref.feature!r}{_suggest(ref.feature, dtypes)}"
+            )
+        pinned.append(FeatureRef(ref.view, ref.feature, version))
+        inputs[ref.feature] = dtypes[ref.feature]
+    inferred = view.infer_schema(inputs)
+    if view.schema is not None:
+        declared = {f.name: f.dtype for f in view.schema}
+        if set(declared) != {f.name for f in inferred}:
+            raise SchemaError(f"{owner}: schema names {sorted(declared)} differ from features")
+    return replace(view, sources=pinned, schema=view.schema or inferred)
+
+
+def _view_from_config(config: dict[str, Any], entities: dict[str, Entity]) -> Any:
+    kind = config.get("kind", "batch")
+    if kind == "on_demand":
+        return OnDemandFeatureView.from_config(config)
+    base = FeatureView.from_config(config, entities)
+    if kind == "stream":
+        return stream_view_from_config(config, base)
+    return base
+
+
+def _absolute_source(view: Any, repo_path: Path) -> Any:
+    """In memory, a stored repo-relative path becomes absolute: a relative path a user
+    writes means "relative to the working directory", so the two must not meet."""
+    source = getattr(view, "source", None)
+    if not isinstance(source, (ParquetSource, CSVSource)) or Path(source.path).is_absolute():  # type: ignore[arg-type]
+        return view
+    absolute = type(source)(
+        source.resolved_path(repo_path),
+        timestamp_field=source.timestamp_field,
+        created_timestamp_field=source.created_timestamp_field,
+    )
+    return replace(view, source=absolute)
+
+
+def _has_expressions(config: dict[str, Any]) -> bool:
+    return config.get("kind") == "on_demand" or (
+        config.get("kind") == "stream" and config.get("filter") is not None
+    )
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

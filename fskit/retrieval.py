@@ -26,6 +26,7 @@ from fskit.definitions import FeatureView
 from fskit.errors import DefinitionError, EntityFrameError, StoreUnavailableError
 from fskit.offline import FeatureLike, ResolvedFeature, resolve_features
 from fskit.online import decode_row, encode_key
+from fskit.transformations import TS, OnDemandFeatureView, StreamFeatureView
 
 if TYPE_CHECKING:
     from fskit.store import FeatureStore
@@ -51,6 +52,7 @@ class OnlineView:
     prefix: str
     ttl_us: int | None
     schema: dict[str, pl.DataType]  # output columns of this view and their dtypes
+    kind: str = "batch"  # "batch" | "stream" | "on_demand"
 
 
 def plan_request(
@@ -77,9 +79,17 @@ def plan_request(
         stored = view.feature_names
         dtypes = {f.name: f.dtype for f in view.schema or ()}
         schema = {r.column: dtypes[r.feature] for r in group}
-        schema[f"{prefix}__event_timestamp"] = pl.Datetime("us", "UTC")
-        schema[f"{prefix}__staleness"] = pl.Duration("us")
-        schema[f"{prefix}__status"] = pl.String()
+        kind = (
+            "on_demand"
+            if isinstance(view, OnDemandFeatureView)
+            else "stream"
+            if isinstance(view, StreamFeatureView)
+            else "batch"
+        )
+        if kind != "on_demand":
+            schema[f"{prefix}__event_timestamp"] = pl.Datetime("us", "UTC")
+            schema[f"{prefix}__staleness"] = pl.Duration("us")
+            schema[f"{prefix}__status"] = pl.String()
         plan.append(
             OnlineView(
                 view=view,
@@ -90,6 +100,7 @@ def plan_request(
                 prefix=prefix,
                 ttl_us=None if view.ttl is None else _td_us(view.ttl),
                 schema=schema,
+                kind=kind,
             )
         )
     if len(store._online_plans) > 256:
@@ -149,10 +160,12 @@ def get_online_features(
     columns = _entity_columns(entity_rows)
     for part in plan:
         missing = [k for k in part.view.join_keys if k not in columns]
+        if part.kind == "on_demand":
+            missing += [f.name for f in part.view.request_schema if f.name not in columns]  # type: ignore[union-attr]
         if missing:
             raise EntityFrameError(
-                f"get_online_features: entity_rows lack join key(s) {missing} needed by "
-                f"feature view {part.view.ref!r} (given: {list(columns)})"
+                f"get_online_features: entity_rows lack {missing} needed by feature view "
+                f"{part.view.ref!r} (given: {list(columns)})"
             )
     now_dt = datetime.now(UTC) if now is None else _aware(now)
     now_us = _to_us(now_dt)
@@ -163,7 +176,10 @@ def get_online_features(
             out.setdefault(key, columns[key])
     meta: dict[str, list[Any]] = {}
     backend = store.online_backend
+    n_rows = len(next(iter(columns.values()))) if columns else 0
     for part in plan:
+        if part.kind == "on_demand":
+            continue
         encoded = [
             None if None in parts else encode_key(parts)
             for parts in zip(*(columns[k] for k in part.join_keys), strict=True)
@@ -176,13 +192,16 @@ def get_online_features(
             if on_unavailable == "raise":
                 raise
             raw, status_default = iter(()), UNAVAILABLE
+        found = [None if key is None else next(raw, None) for key in encoded]
+        if part.kind == "stream":
+            _read_stream(part, found, encoded, status_default, now_dt, now_us, out, meta)
+            continue
         ttl_us = part.ttl_us
         values: list[list[Any]] = [[] for _ in part.columns]
         stamps: list[datetime | None] = []
         staleness: list[timedelta | None] = []
         statuses: list[str] = []
-        for key in encoded:
-            data = None if key is None else next(raw, None)
+        for key, data in zip(encoded, found, strict=True):
             if data is None:
                 for column in values:
                     column.append(None)
@@ -207,13 +226,15 @@ def get_online_features(
         meta[f"{part.prefix}__event_timestamp"] = stamps
         meta[f"{part.prefix}__staleness"] = staleness
         meta[f"{part.prefix}__status"] = statuses
+    for part in plan:
+        if part.kind == "on_demand":
+            _read_on_demand(store, part, columns, now_dt, on_unavailable, out)
     out.update(meta)
     if return_type == "dict":
         return out
     schema: dict[str, Any] = {}
     for part in plan:
         schema.update(part.schema)
-    n_rows = len(statuses) if plan else 0
     if 0 < n_rows <= 64:  # building few rows as dicts is ~5x faster than column by column
         names = list(out)
         rows = [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
@@ -221,6 +242,98 @@ def get_online_features(
     return pl.DataFrame(
         [pl.Series(name, col, dtype=schema.get(name), strict=False) for name, col in out.items()]
     )
+
+
+def _read_stream(
+    part: OnlineView,
+    found: list[bytes | None],
+    encoded: list[bytes | None],
+    status_default: str,
+    now: datetime,
+    now_us: int,
+    out: dict[str, list[Any]],
+    meta: dict[str, list[Any]],
+) -> None:
+    """Windowed aggregates at ``now`` from each entity's stored events (same expressions
+    as the batch engine, see :meth:`StreamFeatureView.aggregate_online`)."""
+    view: StreamFeatureView = part.view  # type: ignore[assignment]
+    value_columns = list(view.value_columns)
+    entity: list[int] = []
+    times: list[int] = []
+    values: list[list[Any]] = [[] for _ in value_columns]
+    stamps: list[datetime | None] = []
+    staleness: list[timedelta | None] = []
+    statuses: list[str] = []
+    for i, (key, data) in enumerate(zip(encoded, found, strict=True)):
+        if data is None:
+            stamps.append(None)
+            staleness.append(None)
+            statuses.append(NOT_FOUND if key is None else status_default)
+            continue
+        ts_us, row = decode_row(data)
+        entity.extend([i] * len(row[0]))
+        times.extend(row[0])
+        for column, stored in zip(values, row[1:], strict=True):
+            column.extend(stored)
+        stamps.append(_EPOCH + timedelta(microseconds=ts_us))
+        staleness.append(timedelta(microseconds=now_us - ts_us))
+        statuses.append(PRESENT)
+    events = pl.DataFrame(
+        {
+            "__entity": pl.Series(entity, dtype=pl.Int64),
+            TS: pl.Series(times, dtype=pl.Int64).cast(pl.Datetime("us")),
+            **{
+                c: pl.Series(v, dtype=pl.Float64, strict=False)
+                for c, v in zip(value_columns, values, strict=True)
+            },
+        }
+    )
+    aggregates = view.aggregate_online(events, len(encoded), now.replace(tzinfo=None))
+    names = view.feature_names
+    for column, pos in zip(part.columns, part.positions, strict=True):
+        out[column] = aggregates[names[pos]].to_list()
+    meta[f"{part.prefix}__event_timestamp"] = stamps
+    meta[f"{part.prefix}__staleness"] = staleness
+    meta[f"{part.prefix}__status"] = statuses
+
+
+def _read_on_demand(
+    store: FeatureStore,
+    part: OnlineView,
+    columns: dict[str, list[Any]],
+    now: datetime,
+    on_unavailable: str,
+    out: dict[str, list[Any]],
+) -> None:
+    """Source features read online, then the view's own :meth:`transform` — the very
+    expressions ``get_historical_features`` applies to training frames."""
+    odfv: OnDemandFeatureView = part.view  # type: ignore[assignment]
+    sources = get_online_features(
+        store,
+        list(odfv.sources),
+        columns,
+        now=now,
+        return_type="dict",
+        on_unavailable=on_unavailable,  # type: ignore[arg-type]
+    )
+    assert isinstance(sources, dict)
+    dtypes = {f.name: f.dtype for f in odfv.request_schema}  # type: ignore[union-attr]
+    inputs = pl.DataFrame(
+        {
+            **{
+                ref.feature: pl.Series(sources[ref.feature], strict=False)
+                for ref in odfv.sources  # type: ignore[union-attr]
+            },
+            **{
+                name: pl.Series(columns[name], dtype=dtype, strict=False)
+                for name, dtype in dtypes.items()
+            },
+        }
+    )
+    values = odfv.transform(inputs)
+    names = odfv.feature_names
+    for column, pos in zip(part.columns, part.positions, strict=True):
+        out[column] = values[names[pos]].to_list()
 
 
 def _aware(value: datetime) -> datetime:

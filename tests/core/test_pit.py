@@ -291,3 +291,14 @@ def test_as_known_at_needs_both_stamps_in_the_past(tmp_path):
     assert normal["f0"].to_list() == [2, 2, 2, 1]
     known = store.get_historical_features(entity_df, ["stats:f0"], as_known_at=True)
     assert known["f0"].to_list() == [None, None, 2, 1]
+
+
+def test_reapplying_a_view_read_back_from_the_registry_is_unchanged(tmp_path, monkeypatch):
+    t = datetime(2026, 1, 1)
+    rows = [{"user_id": 1, "event_timestamp": t, "created_timestamp": None, "f0": 3, "f1": 0.5}]
+    store = _build(tmp_path / "repo", rows, None, None)
+    monkeypatch.chdir(tmp_path)  # a different working directory than the repo
+    plan = store.plan([store.get_entity("user"), store.get_feature_view("stats")])
+    assert [c.action for c in plan.changes] == ["unchanged", "unchanged"]
+    stored = (tmp_path / "repo" / "registry.json").read_text()
+    assert '"path": "offline/stats/v1.parquet"' in stored
