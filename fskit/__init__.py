@@ -33,6 +33,9 @@ from fskit.errors import (
 from fskit.registry import Plan
 from fskit.store import FeatureStore
 
+# transformations
+from fskit.transformations import Aggregation, OnDemandFeatureView, StreamFeatureView
+
 try:
     __version__ = version("fskit")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -50,6 +53,10 @@ __all__ = [
     # registry and store
     "FeatureStore",
     "Plan",
+    # transformations
+    "Aggregation",
+    "OnDemandFeatureView",
+    "StreamFeatureView",
     # errors
     "DefinitionError",
     "EntityFrameError",
@@ -65,6 +72,18 @@ __all__ = [
 def __getattr__(name: str):  # lazy submodules keep `import fskit` light
     import importlib
 
-    if name in {"charts", "datasets", "drift", "materialization", "online", "simulate"}:
+    if name in {
+        "charts",
+        "datasets",
+        "drift",
+        "materialization",
+        "models",
+        "online",
+        "serving",
+        "simulate",
+        "skew",
+        "stream",
+        "training",
+    }:
         return importlib.import_module(f"fskit.{name}")
     raise AttributeError(f"module 'fskit' has no attribute {name!r}")
