@@ -29,9 +29,15 @@ from fskit.errors import (
     VersionConflictError,
 )
 
+# models
+from fskit.models import LoadedModel, ModelLoadError, ModelRegistry, ModelVersion, predict_batch
+
 # registry and store
 from fskit.registry import Plan
 from fskit.store import FeatureStore
+
+# training
+from fskit.training import TimeSplit, TrainResult, train
 
 # transformations
 from fskit.transformations import Aggregation, OnDemandFeatureView, StreamFeatureView
@@ -53,6 +59,15 @@ __all__ = [
     # registry and store
     "FeatureStore",
     "Plan",
+    # training and models
+    "LoadedModel",
+    "ModelLoadError",
+    "ModelRegistry",
+    "ModelVersion",
+    "TimeSplit",
+    "TrainResult",
+    "predict_batch",
+    "train",
     # transformations
     "Aggregation",
     "OnDemandFeatureView",

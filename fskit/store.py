@@ -24,6 +24,7 @@ from fskit.registry import Plan, Registry
 
 if TYPE_CHECKING:
     from fskit.materialization import MaterializationRun, MaterializationSchedule, Progress
+    from fskit.models import ModelRegistry
 
 __all__ = ["FeatureStore"]
 
@@ -107,6 +108,13 @@ class FeatureStore:
         self._online_config = _online_config(self.repo_path, online_store)
         self._online_backend: Any = None
         self._online_plans: dict[Any, Any] = {}
+
+    @property
+    def models(self) -> ModelRegistry:
+        """The repo's model registry (``<repo>/models``)."""
+        from fskit.models import ModelRegistry
+
+        return ModelRegistry(self)
 
     # -- online store ----------------------------------------------------------------------
     @property
