@@ -120,7 +120,9 @@ class Entity:
     join_keys: Sequence[str] = ()
     description: str = ""
     owner: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
+    # tags are stored as a dict, which cannot be hashed: leave them out of the hash (not of
+    # ==) so that definitions, being values, can be set members and dict keys
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         _check_ident("Entity", "name", self.name)
@@ -358,6 +360,19 @@ class DataFrameSource(Source):
         object.__setattr__(self, "created_timestamp_field", created_timestamp_field)
         self.__post_init__()
 
+    # Frames have no boolean ==; without these, Source's generated __eq__ (timestamp fields
+    # only) would call sources over different frames equal. Same frame object = same source.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DataFrameSource):
+            return NotImplemented
+        return (self.frame is other.frame) and (
+            (self.timestamp_field, self.created_timestamp_field)
+            == (other.timestamp_field, other.created_timestamp_field)
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.frame), self.timestamp_field, self.created_timestamp_field))
+
     def __repr__(self) -> str:
         frame = self.frame
         shape = frame.shape if isinstance(frame, pl.DataFrame) else "lazy"
@@ -445,7 +460,7 @@ class FeatureView:
     online: bool = True
     description: str = ""
     owner: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)  # see Entity.tags
     freshness_sla: timedelta | None = None
 
     def __post_init__(self) -> None:

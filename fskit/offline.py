@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 
 from fskit.definitions import FeatureRef, FeatureView, Source, _as_polars
-from fskit.errors import EntityFrameError, FeatureRefError
+from fskit.errors import DefinitionError, EntityFrameError, FeatureRefError
 from fskit.registry import Registry, _suggest
 from fskit.transformations import TS, OnDemandFeatureView, StreamFeatureView, rolling_aggregates
 
@@ -175,7 +175,10 @@ def get_historical_features(
 ) -> pl.DataFrame:
     """Join point-in-time correct feature values onto ``entity_df`` (see the module docs)."""
     resolved = resolve_features(registry, features, full_feature_names=full_feature_names)
-    entities = _as_polars(entity_df, "get_historical_features", "entity_df")
+    try:
+        entities = _as_polars(entity_df, "get_historical_features", "entity_df")
+    except DefinitionError as exc:  # a bad argument, not a bad definition
+        raise EntityFrameError(str(exc)) from None
     if isinstance(entities, pl.LazyFrame):
         entities = entities.collect()
     schema = entities.schema
@@ -198,8 +201,8 @@ def get_historical_features(
         else:
             left = _join_view(left, view, group, schema, registry.repo_path, as_known_at)
     out = left.sort(_ROW).drop(_ROW, _TS).collect()
-    if not on_demand:
-        return out
+    if not on_demand:  # views were joined one by one: put the features back in asked order
+        return out.select(*entities.columns, *(r.column for r in resolved))
     for group in on_demand:
         odfv: OnDemandFeatureView = group[0].view  # type: ignore[assignment]
         keys = {

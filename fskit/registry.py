@@ -40,7 +40,7 @@ from fskit.definitions import (
     Source,
     format_timedelta,
 )
-from fskit.errors import RegistryError, SchemaError, VersionConflictError
+from fskit.errors import DefinitionError, RegistryError, SchemaError, VersionConflictError
 from fskit.transformations import (
     OnDemandFeatureView,
     StreamFeatureView,
@@ -170,7 +170,13 @@ class Registry:
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return
-        config = json.loads(self._file.read_text())
+        try:
+            config = json.loads(self._file.read_text())
+        except json.JSONDecodeError as exc:
+            raise RegistryError(
+                f"{self._file} is not valid JSON ({exc}); fix the file by hand or restore it "
+                "from version control"
+            ) from None
         if config.get("format") != REGISTRY_FORMAT:
             raise RegistryError(
                 f"{self._file}: unknown registry format {config.get('format')!r}, "
@@ -183,7 +189,7 @@ class Registry:
             raise RegistryError(
                 f"{self._file} stores polars expressions written by polars {written_by}, but "
                 f"this is polars {pl.__version__}; expressions are stored in a version-specific "
-                "form: install polars {written_by} or re-apply the definitions with this one"
+                f"form: install polars {written_by} or re-apply the definitions with this one"
             )
         views = {
             ref: _absolute_source(_view_from_config(c, entities), self.repo_path)
@@ -280,7 +286,7 @@ class Registry:
             if frame is not None:
                 frames[resolved.ref] = frame
             planned.append(resolved)
-            changes.append(self._view_change(resolved))
+            changes.append(self._view_change(resolved, frame))
         available = {**self._views, **{v.ref: v for v in planned}}
         for odfv in on_demand:
             resolved = _resolve_on_demand(odfv, available)
@@ -316,7 +322,8 @@ class Registry:
             ]
             if users:
                 raise RegistryError(
-                    f"cannot delete Entity {name!r}: feature views {users} still use it"
+                    f"cannot delete Entity {name!r}: feature views {users} still use it; "
+                    "delete them too (objects_to_delete) or keep the entity"
                 )
             changes.append(Change("entity", name, "remove"))
 
@@ -346,7 +353,7 @@ class Registry:
         diff = _diff(old.to_config(), entity.to_config())
         return Change("entity", entity.name, "update" if diff else "unchanged", tuple(diff))
 
-    def _view_change(self, view: FeatureView) -> Change:
+    def _view_change(self, view: FeatureView, frame: pl.DataFrame | None = None) -> Change:
         old = self._views.get(view.ref)
         if old is not None:
             old, view = self._stored(old), self._stored(view)
@@ -366,7 +373,19 @@ class Registry:
                 ),
             )
         diff = _diff(old.to_config(), view.to_config())
+        if frame is not None:  # apply rewrites a DataFrameSource's rows: say so if they differ
+            diff += self._frame_diff(view, frame)
         return Change("feature_view", view.ref, "update" if diff else "unchanged", tuple(diff))
+
+    def _frame_diff(self, view: FeatureView, frame: pl.DataFrame) -> list[str]:
+        path = view.source.resolved_path(self.repo_path)  # type: ignore[union-attr]
+        try:
+            stored = pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError):
+            return [f"data: the stored rows are missing; {frame.height} rows will be written"]
+        if stored.equals(frame):
+            return []
+        return [f"data: {stored.height} rows -> {frame.height} rows (the stored rows are replaced)"]
 
     def _resolve(self, view: FeatureView) -> tuple[FeatureView, pl.DataFrame | None]:
         """Normalize the view's source for storage and check it against the data's schema."""
@@ -478,12 +497,17 @@ class Registry:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        with open(self.repo_path / ".registry.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        # Lock the repo directory itself: a lock file would be created even by an apply that
+        # then fails, and a failed apply must leave the repo exactly as it was.
+        fd = os.open(self.repo_path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -537,7 +561,18 @@ def _check_schema(view: FeatureView, schema: pl.Schema) -> FeatureView:
         return _check_stream_schema(view, schema)
     if view.schema is None:
         reserved = {*view.join_keys, source.timestamp_field, source.created_timestamp_field}
-        inferred = [Field(c, schema[c]) for c in columns if c not in reserved]
+        inferred = []
+        for c in columns:
+            if c in reserved:
+                continue
+            try:
+                inferred.append(Field(c, schema[c]))
+            except DefinitionError:
+                raise SchemaError(
+                    f"{owner}: cannot infer the schema: column {c!r} has dtype {schema[c]}, "
+                    "which a feature schema cannot hold; cast the column or declare "
+                    "schema=[...] without it"
+                ) from None
         if not inferred:
             raise SchemaError(f"{owner}: the source has no feature columns besides keys")
         return replace(view, schema=inferred)
