@@ -24,8 +24,11 @@ from fskit.errors import (
     EntityFrameError,
     FeatureRefError,
     FskitError,
+    MissingDependencyError,
+    OnlineStoreError,
     RegistryError,
     SchemaError,
+    StoreUnavailableError,
     VersionConflictError,
 )
 
@@ -77,8 +80,11 @@ __all__ = [
     "EntityFrameError",
     "FeatureRefError",
     "FskitError",
+    "MissingDependencyError",
+    "OnlineStoreError",
     "RegistryError",
     "SchemaError",
+    "StoreUnavailableError",
     "VersionConflictError",
     "__version__",
 ]

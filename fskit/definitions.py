@@ -412,7 +412,7 @@ def _coerce_source(owner: str, source: object) -> Source:
         return DataFrameSource(source)
     if isinstance(source, (str, Path)):
         text = str(source)
-        if text.endswith(".csv"):
+        if text.lower().endswith((".csv", ".csv.gz")):
             return CSVSource(text)
         return ParquetSource(text)
     raise DefinitionError(

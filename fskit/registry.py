@@ -463,6 +463,8 @@ class Registry:
                     "apply refused, nothing was written:\n"
                     + "\n".join(f"  {c}" for c in plan.refused)
                 )
+            if not plan.has_changes and self._file.exists():
+                return plan  # nothing to write: other processes need not re-read anything
             entities = {**self._entities, **{e.name: e for e in plan.entities}}
             views = {**self._views, **{v.ref: v for v in plan.views}}
             for ref in plan.deleted_views:

@@ -309,7 +309,8 @@ class FeatureStore:
         return [e for _, e in sorted(self.registry.entities.items())]
 
     def list_feature_views(self) -> list[FeatureView]:
-        return [v for _, v in sorted(self.registry.feature_views.items())]
+        """Applied views, by name then version (v2 before v10)."""
+        return sorted(self.registry.feature_views.values(), key=lambda v: (v.name, v.version))
 
     def get_entity(self, name: str) -> Entity:
         return self.registry.get_entity(name)

@@ -302,3 +302,14 @@ def test_reapplying_a_view_read_back_from_the_registry_is_unchanged(tmp_path, mo
     assert [c.action for c in plan.changes] == ["unchanged", "unchanged"]
     stored = (tmp_path / "repo" / "registry.json").read_text()
     assert '"path": "offline/stats/v1.parquet"' in stored
+
+
+def test_reapplying_unchanged_definitions_writes_nothing(tmp_path):
+    t = datetime(2026, 1, 1)
+    rows = [{"user_id": 1, "event_timestamp": t, "created_timestamp": None, "f0": 3, "f1": 0.5}]
+    store = _build(tmp_path, rows, None, None)
+    registry = tmp_path / "registry.json"
+    before = registry.stat().st_mtime_ns, registry.stat().st_ino
+    plan = store.apply([store.get_entity("user"), store.get_feature_view("stats")])
+    assert not plan.has_changes
+    assert (registry.stat().st_mtime_ns, registry.stat().st_ino) == before
