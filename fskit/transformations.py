@@ -277,23 +277,26 @@ class StreamFeatureView(FeatureView):
         expression over ``(now - window, now]``: no event gives count 0, sum 0, others null.
         """
         schema = events.schema
-        queries = pl.DataFrame(
-            {
-                "__entity": pl.int_range(0, n_entities, eager=True, dtype=schema["__entity"]),
-                TS: pl.Series([now] * n_entities, dtype=schema[TS]),
-                **{c: pl.Series([None] * n_entities, dtype=schema[c]) for c in self.value_columns},
-            }
-        ).with_columns(pl.lit(0, pl.Int64).alias(EVENT))
-        both = pl.concat(
-            [events.with_columns(pl.lit(1, pl.Int64).alias(EVENT)), queries], how="vertical"
+        queries = pl.LazyFrame({"__entity": range(n_entities)}).select(
+            pl.col("__entity").cast(schema["__entity"]),
+            pl.lit(now, schema[TS]).alias(TS),
+            *(pl.lit(None, schema[c]).alias(c) for c in self.value_columns),
+            pl.lit(0, pl.Int64).alias(EVENT),
         )
-        out = queries.select("__entity")
+        both = pl.concat(
+            [events.lazy().with_columns(pl.lit(1, pl.Int64).alias(EVENT)), queries],
+            how="vertical",
+        )
+        out = None
         for window, aggs in _by_window(self.aggregations).items():
-            inside = both.filter((pl.col(TS) > now - window) & (pl.col(TS) <= now))
-            out = out.join(
-                inside.group_by("__entity").agg(a.expr() for a in aggs), on="__entity", how="left"
+            part = (
+                both.filter((pl.col(TS) > now - window) & (pl.col(TS) <= now))
+                .group_by("__entity")
+                .agg(a.expr() for a in aggs)
             )
-        return out.sort("__entity").drop("__entity")
+            out = part if out is None else out.join(part, on="__entity", how="left")
+        assert out is not None
+        return out.sort("__entity").drop("__entity").collect()  # one query, collected once
 
     def to_config(self) -> dict[str, Any]:
         config = super().to_config()
