@@ -87,11 +87,17 @@ __all__ = [
     "StoreUnavailableError",
     "VersionConflictError",
     "__version__",
+    "serve",
 ]
 
 
 def __getattr__(name: str):  # lazy submodules keep `import fskit` light
     import importlib
+
+    if name == "serve":
+        from fskit.serving import serve
+
+        return serve
 
     if name in {
         "charts",

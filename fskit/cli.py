@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--views", default=None, help="comma-separated views (default: all online)")
     mat.add_argument("--every", type=parse_duration, default=None, help="repeat, e.g. 15m")
     mat.set_defaults(func=_materialize)
+
+    from fskit.serving._cli import add_serve_commands
+
+    add_serve_commands(sub)  # serve, deploy, promote, rollback, status
     return parser
 
 
