@@ -64,7 +64,11 @@ class ReviewReport:
 
 
 def design_review(store: FeatureStore, *, now: datetime | None = None) -> ReviewReport:
-    """Check the repo behind ``store`` against the design review checklist."""
+    """Check the repo behind ``store`` against the design review checklist.
+
+    Views are judged by their latest version; ``now`` (default: the current time) is when
+    freshness is measured.
+    """
     now = now or datetime.now(UTC)
     items: list[dict[str, Any]] = []
 
@@ -72,7 +76,9 @@ def design_review(store: FeatureStore, *, now: datetime | None = None) -> Review
         items.append({"area": area, "item": item, "status": status, "detail": detail, "fix": fix})
 
     entities = store.list_entities()
-    views = store.list_feature_views()
+    # the latest version of each view: older ones stay applied for the models trained on them
+    latest = {v.name: v for v in store.list_feature_views()}
+    views = list(latest.values())
     stored = [v for v in views if hasattr(v, "entities")]  # not on-demand
     online = [v for v in stored if v.online]
 
