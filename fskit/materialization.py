@@ -8,8 +8,10 @@ an older value never overwrites a newer one, so a run killed half way leaves eve
 either its old or its new value — and since the view's watermark is only written once the
 whole view is done, the next incremental run starts again from the old watermark.
 
-``materialize_incremental(end)`` uses each view's watermark (the ``end`` of its last
-successful run) as ``start``. Watermarks live in ``<repo>/watermarks.json``; every run is
+``materialize_incremental(end)`` takes, per view, the rows that became known since its
+watermark (the ``end`` of its last successful run) — known from ``max(event_timestamp,
+created_timestamp)`` — so a row that arrives late, with an event time before the last run,
+is still written (an older value never overwrites a newer one online). Watermarks live in ``<repo>/watermarks.json``; every run is
 appended to ``<repo>/materialization_log.jsonl`` (view, window, rows, seconds, status).
 
 :class:`MaterializationSchedule` runs ``materialize_incremental`` every interval in a
@@ -97,11 +99,15 @@ def latest_rows(
     end: datetime,
     *,
     known_at: datetime | None = None,
+    known_since: datetime | None = None,
 ) -> pl.DataFrame:
     """The newest row per entity key with ``start <= event_timestamp <= end``.
 
     Columns: the join keys, ``event_timestamp`` (UTC) and the features in schema order.
     With ``known_at``, rows created after it are not visible yet (used by the simulator).
+    With ``known_since`` (incremental runs), only rows that became known after it count —
+    a row is known from ``max(event_timestamp, created_timestamp)`` — so a late row whose
+    event time lies before the last run's end is still picked up.
     """
     source = view.source
     assert isinstance(source, Source)
@@ -123,6 +129,9 @@ def latest_rows(
     if start is not None:
         rows = rows.filter(pl.col("__ts") >= naive(start))
     rows = rows.filter(pl.col("__ts") <= naive(end))
+    if known_since is not None:
+        known = pl.max_horizontal(order)  # created may be null: then the event time
+        rows = rows.filter(known > naive(known_since))
     if known_at is not None and "__created" in order:
         rows = rows.filter(pl.col("__created").is_null() | (pl.col("__created") <= naive(known_at)))
     rows = (
@@ -254,17 +263,20 @@ def materialize(
     for view in chosen:
         began = time.perf_counter()
         window_start = read_watermarks(store.repo_path).get(view.ref) if incremental else start
+        since, window_start = (window_start, None) if incremental else (None, window_start)
         try:
             if isinstance(view, StreamFeatureView):
                 rows = event_buffers(view, store.repo_path, end, known_at=known_at)
             else:
-                rows = latest_rows(view, store.repo_path, window_start, end, known_at=known_at)
+                rows = latest_rows(
+                    view, store.repo_path, window_start, end, known_at=known_at, known_since=since
+                )
             written = write_rows(backend, view, rows, progress=progress)
         except Exception as exc:  # recorded, then re-raised below
             failure = failure or exc
             run = MaterializationRun(
                 view.ref,
-                window_start,
+                since if incremental else window_start,
                 end,
                 0,
                 0,
@@ -276,7 +288,7 @@ def materialize(
         else:
             run = MaterializationRun(
                 view.ref,
-                window_start,
+                since if incremental else window_start,
                 end,
                 rows.height,
                 written,

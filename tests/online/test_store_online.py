@@ -301,3 +301,17 @@ def test_background_schedule_materializes_until_stopped(tmp_path):
     assert len(schedule.runs) >= 2 and all(r.status == "ok" for r in schedule.runs)
     out = store.get_online_features(["stats:score"], [{"user_id": 1}], now=T0)
     assert out["score"].to_list() == [1.0]
+
+
+def test_incremental_runs_pick_up_rows_that_arrive_late(tmp_path):
+    """A snapshot stamped at T0 but created 3 h later must not fall between two runs."""
+    late = (1, T0, T0 + timedelta(hours=3), 5.0, 5)
+    store = _store(tmp_path, [late])
+    first = store.materialize_incremental(T0 + timedelta(hours=1), known_at=T0 + timedelta(hours=1))
+    assert first[0].rows == 0  # not created yet at the first run
+    second = store.materialize_incremental(
+        T0 + timedelta(hours=4), known_at=T0 + timedelta(hours=4)
+    )
+    assert second[0].rows == 1 and second[0].start == T0 + timedelta(hours=1)
+    out = store.get_online_features(["stats:score"], [{"user_id": 1}], now=T0 + timedelta(hours=4))
+    assert out["score"].to_list() == [5.0]
