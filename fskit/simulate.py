@@ -63,8 +63,9 @@ created timestamp, as in the offline join) among
 * ``watermark="created"`` (default): the rows that became known since the view's last
   successful run (everything known for the first run). No row is ever lost.
 * ``watermark="event"``: the rows with ``last run <= event_timestamp <= T`` that are known at
-  ``T``, which is what ``FeatureStore.materialize_incremental(T, known_at=T)`` does. A row
-  created after the run that covered its event time is never written: late data is lost.
+  ``T`` — a materializer that tracks event time only (fskit's own did, before it tracked
+  known time). A row created after the run that covered its event time is never written:
+  late data is lost. Kept to show that failure.
 
 A stream view's run writes the event buffers of the entities with newly known events
 (``"event"``: of every entity with events in the window, as ``materialize`` does).

@@ -67,8 +67,8 @@ def backend_from_config(
 
     Examples
     --------
-    >>> backend_from_config({"type": "redis", "url": "redis://10.0.0.5:6379/1"}, ".")
-    RedisBackend(url='redis://10.0.0.5:6379/1', namespace='fskit')
+    >>> backend_from_config({"type": "redis", "url": "redis://127.0.0.1:6399/1"}, ".")
+    RedisBackend(url='redis://127.0.0.1:6399/1', namespace='fskit')
     >>> backend_from_config({"type": "memcached"}, ".")
     Traceback (most recent call last):
     ...
@@ -91,6 +91,11 @@ def backend_from_config(
         raise DefinitionError(
             f"online store config for type {kind!r} has unknown key(s) {unknown}; "
             f"allowed: {['type', *BACKEND_OPTIONS[kind]]}"
+        )
+    timeout = options.get("timeout", 1.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise DefinitionError(
+            f"online store config 'timeout' must be a positive number of seconds, got {timeout!r}"
         )
     if kind == "diskcache":
         path = options.pop("path", "online")

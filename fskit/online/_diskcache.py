@@ -19,14 +19,21 @@ Layout and choices, each measured in ``benchmarks/online_backends.py``:
   first writes by 20-30 % and only saves the SQL scan of the tag column (about 0.1 s per
   million entries), while deleting the rows themselves costs far more. Deleting a version is
   rare; writing is the hot path.
-* **Writing into a new table** skips the read of the old value that ``only_newer`` needs
-  (there is none), comparing only against earlier items of the same batch.
+* **Reads go straight to SQLite**: one ``SELECT ... WHERE key IN (...)`` per 500 keys on
+  diskcache's ``Cache`` table, over a connection of our own. A batch of 100 keys is one query
+  instead of 100 ``Cache.get`` calls (about 4x faster), and a batch is one consistent snapshot.
+  ``only_newer`` reads the stored timestamps of a whole write batch the same way, inside the
+  write transaction. The table's layout is diskcache's on-disk format; it is checked when the
+  backend opens, and if it ever differs the backend falls back to ``Cache.get``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +47,8 @@ from fskit.online._base import PREFIX_SIZE, BackendBase, bad_item, bad_key, chec
 
 __all__ = ["DiskcacheBackend"]
 
+SETTINGS_MMAP = 2**30  # address space only; diskcache's own connections use 64 MB
+
 #: diskcache settings, persisted in the directory (so other processes open it the same way).
 SETTINGS: dict[str, Any] = {
     "eviction_policy": "none",  # never drop features to stay under a size limit
@@ -49,6 +58,22 @@ SETTINGS: dict[str, Any] = {
 }
 
 _TABLES_KEY = b"\x00tables"
+#: keys per SQL query (SQLite allows 32766 parameters; smaller queries plan faster)
+QUERY_KEYS = 500
+_NEEDED_COLUMNS = {"key", "raw", "mode", "value", "expire_time"}
+_SELECT_ONE = (
+    "SELECT key, mode, {what} FROM Cache WHERE key = ? AND raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
+_STAMP = f"substr(value, 1, {PREFIX_SIZE})"
+
+
+@functools.lru_cache(maxsize=64)
+def _select_many(what: str, count: int) -> str:
+    return (
+        f"SELECT key, mode, {what} FROM Cache WHERE key IN ({','.join('?' * count)})"
+        " AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
+    )
 
 
 class _BytesDisk(diskcache.Disk):
@@ -75,11 +100,15 @@ class _BytesDisk(diskcache.Disk):
     def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> bytes:
         if mode == MODE_RAW and isinstance(value, bytes):
             return value
-        raise OnlineStoreError(
-            f"refusing to load an online store entry stored with diskcache mode {mode} "
-            "(pickle or file): fskit writes raw bytes only, so something else wrote it. "
-            "Delete the table and materialize it again."
-        )
+        raise _not_raw(mode)
+
+
+def _not_raw(mode: int) -> OnlineStoreError:
+    return OnlineStoreError(
+        f"refusing to load an online store entry stored with diskcache mode {mode} "
+        "(pickle or file): fskit writes raw bytes only, so something else wrote it. "
+        "Delete the table and materialize it again."
+    )
 
 
 class DiskcacheBackend(BackendBase):
@@ -107,15 +136,18 @@ class DiskcacheBackend(BackendBase):
         self.path = Path(path).expanduser().absolute()
         self.timeout = timeout
         self._prefixes: dict[str, bytes] = {}
+        self._local = threading.local()
         try:
             self._cache = diskcache.Cache(
                 str(self.path), timeout=timeout, disk=_BytesDisk, **SETTINGS
             )
+            columns = {row[1] for row in self._connection().execute("PRAGMA table_info(Cache)")}
         except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
             raise StoreUnavailableError(
                 f"cannot open the diskcache online store at {str(self.path)!r}: {exc}. "
                 "Check that the directory is writable and not on a network file system."
             ) from exc
+        self._sql_reads = columns >= _NEEDED_COLUMNS
 
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""
@@ -138,6 +170,49 @@ class DiskcacheBackend(BackendBase):
         return StoreUnavailableError(
             f"diskcache online store at {str(self.path)!r} failed: {reason}"
         )
+
+    # -- reading many keys at once -------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's read connection to the cache database (reopened after a fork)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.pid, local.con = os.getpid(), None
+        if local.con is None:
+            con = sqlite3.connect(
+                self.path / diskcache.core.DBNAME,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            con.execute(f"PRAGMA mmap_size = {SETTINGS_MMAP}")
+            local.con = con
+        return local.con
+
+    def _lookup(self, keys: list[bytes], *, stamps: bool = False) -> dict[bytes, bytes]:
+        """The stored value of each of ``keys`` present, or only its 8-byte timestamp."""
+        if not self._sql_reads:  # diskcache changed its table layout: use its public API
+            get = self._cache.get
+            values = {key: get(key) for key in keys}
+            end = PREFIX_SIZE if stamps else None
+            return {key: value[:end] for key, value in values.items() if value is not None}
+        con = self._connection()
+        what = _STAMP if stamps else "value"
+        now = time.time()
+        if len(keys) == 1:
+            rows = con.execute(_SELECT_ONE.format(what=what), (keys[0], now)).fetchall()
+        else:
+            rows = []
+            for start in range(0, len(keys), QUERY_KEYS):
+                part = keys[start : start + QUERY_KEYS]
+                query = _select_many(what, len(part))
+                rows += con.execute(query, (*part, now)).fetchall()
+        found: dict[bytes, bytes] = {}
+        for key, mode, value in rows:
+            if mode != MODE_RAW or not isinstance(value, bytes):
+                raise _not_raw(mode)
+            found[key] = value
+        return found
 
     # -- the registry of tables, kept in the same transactions as the data ---------------
 
@@ -171,39 +246,40 @@ class DiskcacheBackend(BackendBase):
         :class:`~fskit.online.OnlineBackend` for the rules. Returns the number written."""
         self._check_open()
         prefix = self._prefix(table)
+        batch: list[tuple[bytes, bytes]] = []
+        for index, item in enumerate(items):
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                raise bad_item(table, index, item) from None
+            if (
+                not isinstance(key, bytes)
+                or not isinstance(value, bytes)
+                or len(value) < PREFIX_SIZE
+            ):
+                raise bad_item(table, index, item)
+            batch.append((prefix + key, value))
+        if not batch:
+            return 0
         cache = self._cache
-        get, put = cache.get, cache.set
+        put = cache.set
         written = 0
         try:
             with cache.transact():
-                names = self._read_tables()
-                fresh = table not in names
-                # In a table with no entries the only older values are earlier items.
-                latest: dict[bytes, bytes] | None = {} if fresh and only_newer else None
-                for index, item in enumerate(items):
-                    try:
-                        key, value = item
-                    except (TypeError, ValueError):
-                        raise bad_item(table, index, item) from None
-                    if (
-                        not isinstance(key, bytes)
-                        or not isinstance(value, bytes)
-                        or len(value) < PREFIX_SIZE
-                    ):
-                        raise bad_item(table, index, item)
-                    if latest is not None:
+                # We hold the write lock, so what the read connection sees is current; items
+                # of this batch are compared through `latest` as they are written.
+                latest = self._lookup([k for k, _ in batch], stamps=True) if only_newer else {}
+                for key, value in batch:
+                    if only_newer:
                         stamp = value[:PREFIX_SIZE]
                         seen = latest.get(key)
                         if seen is not None and seen > stamp:
                             continue
                         latest[key] = stamp
-                    elif only_newer:
-                        old = get(prefix + key)
-                        if old is not None and old[:PREFIX_SIZE] > value[:PREFIX_SIZE]:
-                            continue
-                    put(prefix + key, value, tag=table)
+                    put(key, value, tag=table)
                     written += 1
-                if fresh and written:
+                names = self._read_tables()
+                if written and table not in names:
                     self._write_tables([*names, table])
         except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
             raise self._unavailable(exc) from exc
@@ -212,20 +288,23 @@ class DiskcacheBackend(BackendBase):
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         """Return the value of each key in ``table`` (``None`` where missing).
 
-        Each value is read atomically; the batch is not one snapshot (a concurrent write
-        may land between two keys)."""
+        Up to 500 keys are one SQL query, so one consistent snapshot."""
         self._check_open()
         prefix = self._prefix(table)
-        get = self._cache.get
         try:
-            return [get(prefix + key) for key in keys]
-        except (TypeError, OnlineStoreError):
+            full = [prefix + key for key in keys]
+        except TypeError:
             for index, key in enumerate(keys):
                 if not isinstance(key, bytes):
                     raise bad_key(table, index, key) from None
             raise
+        if not full:
+            return []
+        try:
+            found = self._lookup(full)
         except (sqlite3.Error, OSError) as exc:
             raise self._unavailable(exc) from exc
+        return [found.get(key) for key in full]
 
     def delete_table(self, table: str) -> int:
         """Delete all entries of ``table`` in one transaction; return how many there were."""
@@ -264,7 +343,11 @@ class DiskcacheBackend(BackendBase):
             raise self._unavailable(exc) from exc
 
     def close(self) -> None:
-        """Close the SQLite connections. Safe to call twice."""
+        """Close this thread's SQLite connections. Safe to call twice."""
         if not self._closed:
             self._cache.close()
+            con = getattr(self._local, "con", None)
+            if con is not None and getattr(self._local, "pid", None) == os.getpid():
+                con.close()
+            self._local.con = None
         super().close()

@@ -8,9 +8,10 @@ Layout and choices:
 * **Reads** are one ``MGET``: one round trip, one atomic snapshot of the batch.
 * **Writes** are one ``MULTI``/``EXEC`` transaction of Lua calls (chunks of
   ``CHUNK`` items each). With ``only_newer`` the script reads each stored value's 8-byte
-  prefix (``GETRANGE key 0 7``) and compares it byte by byte with ``string.byte``: Lua's
-  ``<`` on strings uses ``strcoll`` and Redis sets ``LC_COLLATE`` from the environment, so
-  a plain string comparison would not be bytewise under a UTF-8 locale.
+  prefix (``GETRANGE key 0 7``) and compares it as two unsigned 32-bit halves
+  (``struct.unpack('>I4I4', ...)``), not with Lua's string ``<``: that uses ``strcoll``, and
+  Redis sets ``LC_COLLATE`` from its environment, so under a UTF-8 locale it would not
+  compare bytes. (Halves, because Lua numbers are doubles: exact to 2**53 only.)
   A client killed before ``EXEC`` leaves nothing applied; ``EXEC`` runs the whole batch
   without any other client's command in between.
 * **delete_table** has no index to use: it walks the keyspace with ``SCAN MATCH
@@ -53,13 +54,9 @@ for i = 1, #KEYS do
   local old = redis.call('GETRANGE', KEYS[i], 0, 7)
   local skip = false
   if #old == 8 then
-    for j = 1, 8 do
-      local a, b = string.byte(old, j), string.byte(new, j)
-      if a ~= b then
-        skip = a > b
-        break
-      end
-    end
+    local old_hi, old_lo = struct.unpack('>I4I4', old)
+    local new_hi, new_lo = struct.unpack('>I4I4', new)
+    skip = old_hi > new_hi or (old_hi == new_hi and old_lo > new_lo)
   end
   if not skip then
     redis.call('SET', KEYS[i], new)

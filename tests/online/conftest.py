@@ -22,7 +22,8 @@ import redis
 
 from fskit.online import DiskcacheBackend, OnlineBackend, RedisBackend
 
-BACKENDS = ["diskcache", "redis"]
+# "diskcache-get" is diskcache with its SQL reads turned off: the fallback to Cache.get.
+BACKENDS = ["diskcache", "diskcache-get", "redis"]
 
 
 def _free_port() -> int:
@@ -127,15 +128,18 @@ def throwaway_redis(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
 
 
 def make_backend(kind: str, request: pytest.FixtureRequest, path: Path) -> OnlineBackend:
-    if kind == "diskcache":
-        return DiskcacheBackend(path)
+    if kind.startswith("diskcache"):
+        store = DiskcacheBackend(path)
+        store._sql_reads = kind == "diskcache"
+        return store
     # A namespace per test keeps tests apart on the shared server.
     return RedisBackend(request.getfixturevalue("redis_server"), namespace=f"t{uuid.uuid4().hex}")
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineBackend]:
-    """Each backend in turn: diskcache in a temp dir, Redis on the session's server."""
+    """Each backend in turn: diskcache in a temp dir (both read paths), Redis on the
+    session's server."""
     store = make_backend(request.param, request, tmp_path / "online")
     try:
         yield store

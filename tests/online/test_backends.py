@@ -413,8 +413,9 @@ def test_backend_from_config(tmp_path: Path, redis_server: str) -> None:
     with backend_from_config({}, tmp_path) as store:
         assert isinstance(store, DiskcacheBackend) and store.path == tmp_path / "online"
     elsewhere = tmp_path / "elsewhere"
-    with backend_from_config({"type": "diskcache", "path": str(elsewhere)}, tmp_path) as store:
-        assert store.path == elsewhere
+    config = {"type": "diskcache", "path": str(elsewhere), "timeout": 5}
+    with backend_from_config(config, tmp_path) as store:
+        assert store.path == elsewhere and store.timeout == 5
     config = {"type": "redis", "url": redis_server, "namespace": "cfg"}
     with backend_from_config(config, tmp_path) as store:
         assert isinstance(store, RedisBackend) and store.namespace == "cfg"
@@ -435,6 +436,8 @@ def test_backend_from_config(tmp_path: Path, redis_server: str) -> None:
         ({"type": "redis", "path": "x"}, r"unknown key\(s\) \['path'\]"),
         ({"type": "redis", "url": 6379}, "'url' must be a string"),
         ({"type": "diskcache", "path": 3}, "'path' must be a directory path"),
+        ({"type": "redis", "timeout": "5"}, "'timeout' must be a positive number of seconds"),
+        ({"timeout": 0}, "'timeout' must be a positive number"),
         (["diskcache"], "must be a mapping"),
     ],
 )
