@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from _lab import errors_in_outputs, open_notebook, run_all
-from conftest import ARTIFACTS
+from _lab import ARTIFACTS, errors_in_outputs, open_notebook, run_all
 
 
 def test_quickstart_runs_in_jupyterlab(lab, page):

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serving_world import build_repo, free_port
 
 import fskit as fk
 from fskit.serving import ServerHandle, serve
+from tests.serving.serving_world import build_repo, free_port
 
 
 @pytest.fixture(scope="session")

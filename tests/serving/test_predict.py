@@ -8,9 +8,9 @@ import urllib.request
 
 import numpy as np
 import pytest
-from serving_world import EXPIRED, FEATURES, NO_STATS
 
 from fskit.models import ModelRegistry
+from tests.serving.serving_world import EXPIRED, FEATURES, NO_STATS
 
 
 def post(url: str, body: bytes | str | dict, *, headers: dict | None = None, method: str = "POST"):
@@ -214,7 +214,7 @@ def test_on_demand_features_are_computed_by_the_training_code(store, servers):
     from datetime import UTC, datetime
 
     import polars as pl
-    from serving_world import RATIO
+    from tests.serving.serving_world import RATIO
 
     server = servers(store, "ondemand")
     meta = server._json("GET", "/v2/models/ondemand")
