@@ -532,15 +532,19 @@ def auc_chart(frame: pl.DataFrame) -> alt.TopLevelMixin:
 def enable_offline_renderer(renderer: str = "html") -> None:
     """Make altair charts render in notebooks without loading anything from a CDN.
 
-    ``"html"`` (the default) inlines the Vega JavaScript in each chart's output
-    (``alt.renderers.enable("html", template="inline")``): it works in JupyterLab, Voila and
-    exported notebooks. ``"jupyter"`` uses altair's ``JupyterChart`` widget offline (needs
+    ``"html"`` (the default) inlines the Vega JavaScript in each chart's output, scoped so
+    that every chart of a page draws (altair's own ``template="inline"`` draws only the first
+    one in JupyterLab): it works in JupyterLab, Voila and exported notebooks. ``"jupyter"`` uses altair's ``JupyterChart`` widget offline (needs
     ``anywidget``), which also sends selections back to Python. Both need vl-convert-python.
     """
     alt = _altair()
     _vl_convert()
     if renderer == "html":
-        alt.renderers.enable("html", template="inline")
+        # altair's html+inline template declares top-level consts: in JupyterLab only the
+        # first chart of a page would draw. This renderer scopes each chart in a function.
+        from fskit._offline_charts import enable_offline_charts
+
+        enable_offline_charts(force=True)
     elif renderer == "jupyter":
         try:
             import anywidget  # noqa: F401

@@ -22,6 +22,10 @@ from pathlib import Path
 import pytest
 from _lab import ARTIFACTS, ROOT
 
+# --doctest-modules would import this file as a module named "conftest", like
+# tests/widgets/conftest.py: two top-level modules of one name cannot both be collected.
+collect_ignore = ["conftest.py"]
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -215,10 +215,17 @@ def test_enable_offline_renderer_inlines_the_javascript(report) -> None:
     previous, options = alt.renderers.active, dict(alt.renderers.options)
     try:
         charts.enable_offline_renderer()
-        assert alt.renderers.active == "html"
-        bundle = report.chart("amount")._repr_mimebundle_()
-        page = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
-        assert "cdn.jsdelivr" not in page and not re.search(r"<script[^>]*\bsrc\s*=", page)
+        assert alt.renderers.active == "fskit-offline"
+        pages = []
+        for feature in ("amount", "amount"):  # two charts must be able to share a page
+            bundle = report.chart(feature)._repr_mimebundle_()
+            pages.append((bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"])
+        for page in pages:
+            assert "cdn.jsdelivr" not in page and not re.search(r"<script[^>]*\bsrc\s*=", page)
+            # the chart's code runs inside a function: no top-level const collides
+            script = page.split("<script", 1)[1]
+            assert script.split(">", 1)[1].lstrip().startswith("(function () {")
+        assert pages[0] != pages[1]  # each chart draws into its own element
         with pytest.raises(DefinitionError, match="'html' or 'jupyter'"):
             charts.enable_offline_renderer("cdn")
     finally:
