@@ -265,9 +265,21 @@ class Source:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class _FileSource(Source):
     path: str | Path = ""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timestamp_field: str = "event_timestamp",
+        created_timestamp_field: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "timestamp_field", timestamp_field)
+        object.__setattr__(self, "created_timestamp_field", created_timestamp_field)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -287,7 +299,7 @@ class _FileSource(Source):
         return {**super().to_config(), "path": self.path}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ParquetSource(_FileSource):
     """Parquet file(s): a path or a glob such as ``"data/user_stats/*.parquet"``.
 
@@ -295,43 +307,17 @@ class ParquetSource(_FileSource):
     'parquet'
     """
 
-    path: str | Path = ""
     kind = "parquet"
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        timestamp_field: str = "event_timestamp",
-        created_timestamp_field: str | None = None,
-    ) -> None:
-        object.__setattr__(self, "path", path)
-        object.__setattr__(self, "timestamp_field", timestamp_field)
-        object.__setattr__(self, "created_timestamp_field", created_timestamp_field)
-        self.__post_init__()
 
     def scan(self, repo_path: Path | None = None) -> pl.LazyFrame:
         return pl.scan_parquet(self.resolved_path(repo_path))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class CSVSource(_FileSource):
     """A CSV file; timestamp columns are parsed as dates."""
 
-    path: str | Path = ""
     kind = "csv"
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        timestamp_field: str = "event_timestamp",
-        created_timestamp_field: str | None = None,
-    ) -> None:
-        object.__setattr__(self, "path", path)
-        object.__setattr__(self, "timestamp_field", timestamp_field)
-        object.__setattr__(self, "created_timestamp_field", created_timestamp_field)
-        self.__post_init__()
 
     def scan(self, repo_path: Path | None = None) -> pl.LazyFrame:
         return pl.scan_csv(self.resolved_path(repo_path), try_parse_dates=True)

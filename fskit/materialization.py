@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from fskit._utils.time import as_utc
 from fskit.definitions import FeatureView, Source
 from fskit.errors import DefinitionError
 from fskit.offline import _utc, scan_view
@@ -81,15 +82,6 @@ class MaterializationRun:
         out["end"] = self.end.isoformat()
         out["finished_at"] = datetime.now(UTC).isoformat()
         return out
-
-
-def as_utc(value: datetime, name: str) -> datetime:
-    """A datetime as an aware UTC instant (naive means UTC)."""
-    if not isinstance(value, datetime):
-        raise DefinitionError(f"{name} must be a datetime, got {value!r}")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def latest_rows(
@@ -249,13 +241,13 @@ def materialize(
     A view that fails is recorded with ``status="failed"`` and its watermark is left alone; the
     error is re-raised after the other views ran.
     """
-    end = as_utc(end, "end")
+    end = as_utc(end, "materialize: end")
     if start is not None:
-        start = as_utc(start, "start")
+        start = as_utc(start, "materialize: start")
         if start > end:
             raise DefinitionError(f"materialize: start {start} is after end {end}")
     if known_at is not None:
-        known_at = as_utc(known_at, "known_at")
+        known_at = as_utc(known_at, "materialize: known_at")
     chosen = _choose_views(store, views)
     backend = store.online_backend
     runs: list[MaterializationRun] = []

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
+from fskit._utils.time import as_utc, from_us, td_us, to_us
 from fskit.definitions import FeatureView
 from fskit.errors import DefinitionError, EntityFrameError, StoreUnavailableError
 from fskit.offline import FeatureLike, ResolvedFeature, resolve_features
@@ -37,7 +38,6 @@ PRESENT = "PRESENT"
 NOT_FOUND = "NOT_FOUND"
 OUTSIDE_MAX_AGE = "OUTSIDE_MAX_AGE"
 UNAVAILABLE = "UNAVAILABLE"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def plan_request(
                 positions=tuple(stored.index(r.feature) for r in group),
                 columns=tuple(r.column for r in group),
                 prefix=prefix,
-                ttl_us=None if view.ttl is None else _td_us(view.ttl),
+                ttl_us=None if view.ttl is None else td_us(view.ttl),
                 schema=schema,
                 kind=kind,
             )
@@ -167,8 +167,8 @@ def get_online_features(
                 f"get_online_features: entity_rows lack {missing} needed by feature view "
                 f"{part.view.ref!r} (given: {list(columns)})"
             )
-    now_dt = datetime.now(UTC) if now is None else _aware(now)
-    now_us = _to_us(now_dt)
+    now_dt = datetime.now(UTC) if now is None else as_utc(now, "get_online_features: now")
+    now_us = to_us(now_dt)
 
     out: dict[str, list[Any]] = {}
     for part in plan:
@@ -211,7 +211,7 @@ def get_online_features(
                 continue
             ts_us, row = decode_row(data)
             age_us = now_us - ts_us
-            stamps.append(_EPOCH + timedelta(microseconds=ts_us))
+            stamps.append(from_us(ts_us))
             staleness.append(timedelta(microseconds=age_us))
             if ttl_us is not None and age_us > ttl_us:
                 for column in values:
@@ -275,7 +275,7 @@ def _read_stream(
         times.extend(row[0])
         for column, stored in zip(values, row[1:], strict=True):
             column.extend(stored)
-        stamps.append(_EPOCH + timedelta(microseconds=ts_us))
+        stamps.append(from_us(ts_us))
         staleness.append(timedelta(microseconds=now_us - ts_us))
         statuses.append(PRESENT)
     events = pl.DataFrame(
@@ -334,18 +334,3 @@ def _read_on_demand(
     names = odfv.feature_names
     for column, pos in zip(part.columns, part.positions, strict=True):
         out[column] = values[names[pos]].to_list()
-
-
-def _aware(value: datetime) -> datetime:
-    if not isinstance(value, datetime):
-        raise DefinitionError(f"now must be a datetime, got {value!r}")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _to_us(value: datetime) -> int:
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _td_us(value: timedelta) -> int:
-    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds

@@ -127,7 +127,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -135,6 +135,7 @@ import numpy as np
 import polars as pl
 
 from fskit._utils.html import table
+from fskit._utils.time import as_utc, from_us, to_us
 from fskit.definitions import FeatureView, _as_polars, format_timedelta
 from fskit.errors import DefinitionError, EntityFrameError, StoreUnavailableError
 from fskit.materialization import event_buffers, write_rows
@@ -179,7 +180,6 @@ Fallback = Literal["null", "defaults", "raise"]
 Progress = Callable[[int, int], None]
 """``progress(reads_done, reads_total)``, called every 0.5 % of the reads and at the end."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _T = "__simulate_t"
 _FAULT_COLORS = {"StoreDown": "#d62728", "StaleData": "#ff7f0e", "EntityMissing": "#9467bd"}
 
@@ -190,18 +190,10 @@ _FAULT_COLORS = {"StoreDown": "#d62728", "StaleData": "#ff7f0e", "EntityMissing"
 
 
 def _instant(value: Any, owner: str, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise DefinitionError(f"{owner}: {name} must be a datetime, got {value!r}")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return as_utc(value, f"{owner}: {name}")
 
 
-def _us(value: datetime) -> int:
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _dt(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(us))
+_us, _dt = to_us, from_us
 
 
 def _td_us(value: timedelta) -> int:
