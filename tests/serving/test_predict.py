@@ -214,6 +214,7 @@ def test_on_demand_features_are_computed_by_the_training_code(store, servers):
     from datetime import UTC, datetime
 
     import polars as pl
+
     from tests.serving.serving_world import RATIO
 
     server = servers(store, "ondemand")
