@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8888
+# JupyterLab refuses to start as root unless told; it binds 127.0.0.1 either way.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--ServerApp.allow_root=True,)
 
 .PHONY: lab test demo lint format sample-data bench clean
 
@@ -20,7 +22,7 @@ sample-data: sample_data/transactions.parquet
 
 lab: $(BIN)/fskit sample-data
 	$(BIN)/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) \
-		--ServerApp.root_dir=notebooks
+		--ServerApp.root_dir=notebooks $(ALLOW_ROOT)
 
 test: $(BIN)/fskit sample-data
 	$(BIN)/ruff check fskit widgets tests benchmarks
