@@ -459,6 +459,10 @@ class OnDemandFeatureView:
     def ttl(self) -> None:
         return None
 
+    @property
+    def freshness_sla(self) -> None:  # computed per request: never stale by itself
+        return None
+
     def __getitem__(self, feature: str) -> FeatureRef:
         return FeatureRef(self.name, feature, self.version)
 

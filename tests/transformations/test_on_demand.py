@@ -162,3 +162,13 @@ def test_another_process_runs_the_stored_transformations_unchanged(tmp_path):
         cwd=tmp_path,
     )
     assert_frame_equal(pl.read_parquet(tmp_path / "out.parquet"), expected)
+
+
+def test_the_store_describes_on_demand_views_too(tmp_path):
+    store = _repo(tmp_path)
+    table = store.describe()
+    assert table.filter(pl.col("feature_view") == "ratio")["feature"].to_list() == [
+        "amount_ratio",
+        "is_big",
+    ]
+    assert "ratio@v1" in store._repr_html_()
