@@ -62,9 +62,11 @@ def plan_request(
     store.registry.refresh()
     if isinstance(features, (str, FeatureView)):
         features = [features]
-    names = tuple(f if isinstance(f, str) else str(getattr(f, "ref", f)) for f in features)
-    key = (names, full_feature_names, store.registry._stamp)
-    cached = store._online_plans.get(key)
+    try:  # the hot path: the same refs (strings, refs or views; all hashable) again and again
+        key = (tuple(features), full_feature_names, store.registry._stamp)
+        cached = store._online_plans.get(key)
+    except TypeError:
+        key, cached = None, None
     if cached is not None:
         return cached
     resolved = resolve_features(store.registry, features, full_feature_names=full_feature_names)
@@ -103,13 +105,19 @@ def plan_request(
                 kind=kind,
             )
         )
-    if len(store._online_plans) > 256:
-        store._online_plans.clear()
-    store._online_plans[key] = plan
+    if key is not None:
+        if len(store._online_plans) > 256:
+            store._online_plans.clear()
+        store._online_plans[key] = plan
     return plan
 
 
 def _entity_columns(entity_rows: Any) -> dict[str, list[Any]]:
+    if type(entity_rows) is list and all(type(row) is dict for row in entity_rows):
+        if len(entity_rows) == 1:  # the serving hot path: one entity
+            return {k: [v] for k, v in entity_rows[0].items()}
+        names = list(dict.fromkeys(k for row in entity_rows for k in row))
+        return {k: [row.get(k) for row in entity_rows] for k in names}
     if isinstance(entity_rows, Mapping):
         columns = {k: list(v) for k, v in entity_rows.items()}
     elif isinstance(entity_rows, pl.DataFrame):
