@@ -135,7 +135,7 @@ import numpy as np
 import polars as pl
 
 from fskit._utils.html import table
-from fskit._utils.time import as_utc, from_us, to_us
+from fskit._utils.time import as_utc, from_us, td_us, to_us
 from fskit.definitions import FeatureView, _as_polars, format_timedelta
 from fskit.errors import DefinitionError, EntityFrameError, StoreUnavailableError
 from fskit.materialization import event_buffers, write_rows
@@ -193,15 +193,8 @@ def _instant(value: Any, owner: str, name: str) -> datetime:
     return as_utc(value, f"{owner}: {name}")
 
 
-_us, _dt = to_us, from_us
-
-
-def _td_us(value: timedelta) -> int:
-    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-
-
 def _naive(us: int) -> datetime:
-    return _dt(us).replace(tzinfo=None)
+    return from_us(us).replace(tzinfo=None)
 
 
 def _human(seconds: float | None) -> str:
@@ -339,8 +332,8 @@ class _FaultyBackend:
         for start, end in self.windows:
             if start <= self.now_us < end:
                 raise StoreUnavailableError(
-                    f"simulated outage: the online store is down from {_dt(start):%Y-%m-%d %H:%M} "
-                    f"to {_dt(end):%Y-%m-%d %H:%M} UTC (StoreDown fault)"
+                    f"simulated outage: the online store is down from {from_us(start):%Y-%m-%d %H:%M} "
+                    f"to {from_us(end):%Y-%m-%d %H:%M} UTC (StoreDown fault)"
                 )
 
     def write(self, table: str, items: Any, *, only_newer: bool = True) -> int:
@@ -463,7 +456,7 @@ class _ViewRows:
     def _buffers(self, mark: int | None, t: int, mode: str) -> pl.DataFrame | None:
         view: StreamFeatureView = self.view  # type: ignore[assignment]
         rows, ts = self.by_event()
-        lo = int(np.searchsorted(ts, t - _td_us(view.max_window), side="right"))
+        lo = int(np.searchsorted(ts, t - td_us(view.max_window), side="right"))
         hi = int(np.searchsorted(ts, t, side="right"))
         window = rows.slice(lo, max(hi - lo, 0))
         if mode != "event":
@@ -474,7 +467,7 @@ class _ViewRows:
             window = window.join(touched, on=self.keys, how="semi")
         if window.is_empty():
             return None
-        at = _dt(t)
+        at = from_us(t)
         return event_buffers(
             view, self.repo_path, at, known_at=at, events=window.lazy(), apply_filter=False
         )
@@ -694,7 +687,7 @@ def _prepare(
     down, paused = [], {ref: [] for ref in stored}
     for fault in faults:
         if isinstance(fault, StoreDown):
-            down.append((_us(fault.start), _us(fault.end)))
+            down.append((to_us(fault.start), to_us(fault.end)))
             continue
         chosen = [v for v in views if _matches(v, fault.view)]
         if fault.view is not None and not chosen:
@@ -704,7 +697,7 @@ def _prepare(
             )
         if isinstance(fault, StaleData):
             for view in chosen:
-                paused[view.ref].append((_us(fault.start), _us(fault.end)))
+                paused[view.ref].append((to_us(fault.start), to_us(fault.end)))
             continue
         names = set(fault.keys)
         hit = [v for v in chosen if set(v.join_keys) == names]
@@ -739,8 +732,8 @@ def _prepare(
         entity=entity,
         read_us=reads["t"].dt.epoch("us").to_list(),
         read_dt=read_dt,
-        start_us=_us(start),
-        end_us=_us(end),
+        start_us=to_us(start),
+        end_us=to_us(end),
         faults=faults,
         down=down,
         paused=paused,
@@ -812,13 +805,13 @@ def _schedule(prepared: _Prepared, every: timedelta | None, push: bool) -> list[
         return sorted(set(runs), key=lambda r: (r[0], r[1] != "initial"))
     if every is None:
         return []
-    step = _td_us(every)
+    step = td_us(every)
     first = start // step * step
     count = (end - first) // step + 1
     if count > MAX_TICKS:
         raise DefinitionError(
             f"simulate: materialize_every={_label(every)} gives {count:,} runs between "
-            f"{_dt(start)} and {_dt(end)} (at most {MAX_TICKS:,}); use a longer interval, or "
+            f"{from_us(start)} and {from_us(end)} (at most {MAX_TICKS:,}); use a longer interval, or "
             "push=True for per-row freshness"
         )
     return [(first + k * step, "schedule") for k in range(count)]
@@ -1374,7 +1367,7 @@ def _bucket(start: datetime, end: datetime) -> timedelta:
 
 
 def _bucketed(column: str, size: timedelta) -> pl.Expr:
-    step = _td_us(size)
+    step = td_us(size)
     us = pl.col(column).dt.epoch("us")
     return (us // step * step).cast(pl.Datetime("us", "UTC")).alias("bucket")
 
