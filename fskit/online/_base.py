@@ -114,6 +114,25 @@ def check_table(table: Any) -> str:
     )
 
 
+def checked_items(
+    table: str, prefix: bytes, items: Iterable[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """Validate a whole write batch before anything is written; keys get ``prefix``.
+
+    Raises :class:`OnlineStoreError` (see :func:`bad_item`) on the first malformed item.
+    """
+    batch: list[tuple[bytes, bytes]] = []
+    for index, item in enumerate(items):
+        try:
+            key, value = item
+        except (TypeError, ValueError):
+            raise bad_item(table, index, item) from None
+        if not isinstance(key, bytes) or not isinstance(value, bytes) or len(value) < PREFIX_SIZE:
+            raise bad_item(table, index, item)
+        batch.append((prefix + key, value))
+    return batch
+
+
 def bad_item(table: str, index: int, item: Any) -> OnlineStoreError:
     """The error for a malformed ``(key, value)`` item at ``index`` of a write batch."""
     try:

@@ -43,7 +43,13 @@ import msgpack
 from diskcache.core import MODE_RAW, UNKNOWN
 
 from fskit.errors import OnlineStoreError, StoreUnavailableError
-from fskit.online._base import PREFIX_SIZE, BackendBase, bad_item, bad_key, check_table
+from fskit.online._base import (
+    PREFIX_SIZE,
+    BackendBase,
+    bad_key,
+    check_table,
+    checked_items,
+)
 
 __all__ = ["DiskcacheBackend"]
 
@@ -246,19 +252,7 @@ class DiskcacheBackend(BackendBase):
         :class:`~fskit.online.OnlineBackend` for the rules. Returns the number written."""
         self._check_open()
         prefix = self._prefix(table)
-        batch: list[tuple[bytes, bytes]] = []
-        for index, item in enumerate(items):
-            try:
-                key, value = item
-            except (TypeError, ValueError):
-                raise bad_item(table, index, item) from None
-            if (
-                not isinstance(key, bytes)
-                or not isinstance(value, bytes)
-                or len(value) < PREFIX_SIZE
-            ):
-                raise bad_item(table, index, item)
-            batch.append((prefix + key, value))
+        batch = checked_items(table, prefix, items)
         if not batch:
             return 0
         cache = self._cache

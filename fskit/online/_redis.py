@@ -32,12 +32,11 @@ from redis.retry import Retry
 
 from fskit.errors import DefinitionError, OnlineStoreError, StoreUnavailableError
 from fskit.online._base import (
-    PREFIX_SIZE,
     TABLE_PATTERN,
     BackendBase,
-    bad_item,
     bad_key,
     check_table,
+    checked_items,
 )
 
 __all__ = ["RedisBackend"]
@@ -160,21 +159,9 @@ class RedisBackend(BackendBase):
         :class:`~fskit.online.OnlineBackend` for the rules. Returns the number written."""
         self._check_open()
         prefix = self._prefix(table)
-        keys: list[bytes] = []
-        values: list[bytes] = []
-        for index, item in enumerate(items):
-            try:
-                key, value = item
-            except (TypeError, ValueError):
-                raise bad_item(table, index, item) from None
-            if (
-                not isinstance(key, bytes)
-                or not isinstance(value, bytes)
-                or len(value) < PREFIX_SIZE
-            ):
-                raise bad_item(table, index, item)
-            keys.append(prefix + key)
-            values.append(value)
+        batch = checked_items(table, prefix, items)
+        keys = [key for key, _ in batch]
+        values = [value for _, value in batch]
         if not keys:
             return 0
         try:
