@@ -203,6 +203,26 @@ def test_register_load_predict_round_trips_the_same_scores(world):
     np.testing.assert_array_equal(loaded.predict(one), expected[3:4])
 
 
+def test_small_requests_walk_the_compiled_trees_and_agree_with_xgboost(world):
+    """A few rows are scored by fskit._trees (the serving path), many by XGBoost."""
+    store, _, training_set, result, _ = world
+    result.register("churn")
+    loaded = ModelRegistry(store).load("churn")
+    assert loaded.trees is not None  # a categorical feature ("color") is compiled too
+    rows = training_set.head(200).select(loaded.feature_columns)
+    expected = loaded.predict(rows)  # 200 rows: XGBoost
+    small = np.concatenate([loaded.predict(rows.slice(i, 5)) for i in range(0, 200, 5)])
+    np.testing.assert_allclose(small, expected, rtol=0, atol=1e-7)
+    assert (small == expected).mean() > 0.99
+    calls = []
+    loaded._trees = type(
+        "Spy", (), {"predict": lambda self, r: calls.append(r) or [0.5] * len(r)}
+    )()
+    assert loaded.predict(rows.head(1)).tolist() == [0.5] and len(calls) == 1
+    loaded.predict(rows)  # a big batch never takes the Python walk
+    assert len(calls) == 1
+
+
 def test_predict_names_missing_columns_and_bad_types(world):
     store, _, training_set, result, _ = world
     result.register("churn")

@@ -1,0 +1,273 @@
+"""XGBoost trees as plain Python lists: scoring a few rows without XGBoost's per-call cost.
+
+``Booster.inplace_predict`` costs about 170 µs per call here whatever the number of rows (it
+builds an array interface, a JSON config and a proxy matrix before the C++ predictor runs).
+A model server answering one entity per request pays that on every request. For a few rows,
+walking the trees in Python is several times cheaper (~20 µs for 60 trees of depth 6), so
+:class:`CompiledTrees` does that and leaves bigger batches to XGBoost.
+
+The walk is XGBoost's own rule, taken from its JSON model:
+
+* inputs are float32 (the caller passes float32 values; ``encode_features`` makes them);
+* at a split node, a missing value (NaN) follows ``default_left``; otherwise, at a
+  numerical split ``value < split_condition`` goes left, anything else right, and at a
+  categorical split (``enable_categorical``) a category in the node's set goes right,
+  anything else (another or an invalid category) left;
+* the margin starts at the base margin and adds each tree's leaf value *in float32, in tree
+  order* (XGBoost's CPU predictor accumulates a row exactly so);
+* ``binary:logistic`` turns the margin into a probability with the sigmoid.
+
+So the leaves reached are exactly XGBoost's (``pred_leaf``) and the margin is bitwise
+XGBoost's; the probability is computed in float64 and rounded to float32, within one float32
+step of XGBoost's. The tests check both against XGBoost on random models and inputs.
+
+Only what fskit trains is compiled: ``gbtree`` boosters, objective ``binary:logistic``, one
+target. Anything else (dart, multi-class, other objectives) makes
+:meth:`CompiledTrees.from_booster` return ``None`` with the reason, and XGBoost scores it.
+
+>>> import numpy as np, xgboost as xgb
+>>> x = np.array([[0.0], [1.0], [2.0], [3.0]], dtype=np.float32)
+>>> booster = xgb.train({"objective": "binary:logistic", "max_depth": 2},
+...                     xgb.DMatrix(x, label=[0, 0, 1, 1]), num_boost_round=3)
+>>> trees, reason = CompiledTrees.from_booster(booster)
+>>> expected = booster.inplace_predict(x).tolist()
+>>> [round(a - b, 7) for a, b in zip(trees.predict(x.tolist()), expected)]
+[0.0, 0.0, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CompiledTrees"]
+
+
+class CompiledTrees:
+    """A ``binary:logistic`` gbtree model as flat node lists (see the module docs).
+
+    Nodes of all trees share one index space: ``roots[t]`` is tree ``t``'s root; for a split
+    node ``i``, ``feature[i]``, ``threshold[i]`` (a float32 value held as a Python float),
+    ``left[i]``, ``right[i]`` and ``missing[i]`` (the default child); for a leaf, ``left[i]``
+    is ``-1`` and ``threshold[i]`` its value. A categorical split has ``threshold[i] = -inf``
+    (so the numerical test never sends a value left) and its set of categories going right in
+    ``categories[i]`` (``None`` elsewhere).
+    """
+
+    __slots__ = ("base_margin", "categories", "feature", "left", "missing", "n_features", "right", "roots", "threshold")  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        roots: list[int],
+        feature: list[int],
+        threshold: list[float],
+        left: list[int],
+        right: list[int],
+        missing: list[int],
+        categories: list[frozenset[int] | None],
+        base_margin: float,
+        n_features: int,
+    ) -> None:
+        self.roots = roots
+        self.feature = feature
+        self.threshold = threshold
+        self.left = left
+        self.right = right
+        self.missing = missing
+        self.categories = categories
+        self.base_margin = np.float32(base_margin)
+        self.n_features = n_features
+
+    def __repr__(self) -> str:
+        return f"CompiledTrees(trees={len(self.roots)}, nodes={len(self.left)})"
+
+    @classmethod
+    def from_booster(cls, booster: Any) -> tuple[CompiledTrees | None, str]:
+        """Compile ``booster``; ``(None, reason)`` when it is not a model this can score."""
+        return cls.from_json(json.loads(booster.save_raw("json")))
+
+    @classmethod
+    def from_json(cls, model: dict[str, Any]) -> tuple[CompiledTrees | None, str]:
+        """Compile XGBoost's JSON model (``Booster.save_raw("json")`` parsed)."""
+        try:
+            learner = model["learner"]
+            objective = learner["objective"]["name"]
+            params = learner["learner_model_param"]
+            booster = learner["gradient_booster"]
+            kind = booster["name"]
+        except (KeyError, TypeError) as exc:
+            return None, f"unknown XGBoost JSON layout (no {exc})"
+        if kind != "gbtree":
+            return None, f"booster {kind!r} (only 'gbtree' is compiled)"
+        if objective != "binary:logistic":
+            return None, f"objective {objective!r} (only 'binary:logistic' is compiled)"
+        if int(params.get("num_class", 0)) > 1 or int(params.get("num_target", 1)) > 1:
+            return None, "more than one output"
+        base = str(params["base_score"]).strip("[]").split(",")
+        if len(base) != 1:
+            return None, "more than one base score"
+        trees = booster["model"]["trees"]
+        roots: list[int] = []
+        feature: list[int] = []
+        threshold: list[float] = []
+        left: list[int] = []
+        right: list[int] = []
+        missing: list[int] = []
+        categories: list[frozenset[int] | None] = []
+        for tree in trees:
+            offset = len(left)
+            roots.append(offset)
+            lefts = tree["left_children"]
+            rights = tree["right_children"]
+            defaults = tree["default_left"]
+            # float32 thresholds and leaf values, held as the Python floats they equal
+            conditions = np.asarray(tree["split_conditions"], dtype=np.float32).tolist()
+            sets = _categorical_sets(tree)
+            for i, (lc, rc) in enumerate(zip(lefts, rights, strict=True)):
+                if lc == -1:
+                    left.append(-1)
+                    right.append(-1)
+                    missing.append(-1)
+                    feature.append(0)
+                else:
+                    left.append(lc + offset)
+                    right.append(rc + offset)
+                    missing.append((lc if defaults[i] else rc) + offset)
+                    feature.append(int(tree["split_indices"][i]))
+                if i in sets:
+                    threshold.append(-math.inf)
+                    categories.append(sets[i])
+                else:
+                    threshold.append(conditions[i])
+                    categories.append(None)
+        # XGBoost keeps base_score as a probability and starts from -logf(1/p - 1) in float32
+        odds = np.float32(1.0) / np.float32(base[0]) - np.float32(1.0)
+        base_margin = -_logf(float(odds))
+        compiled = cls(
+            roots=roots,
+            feature=feature,
+            threshold=threshold,
+            left=left,
+            right=right,
+            missing=missing,
+            categories=categories,
+            base_margin=float(base_margin),
+            n_features=int(params.get("num_feature", 0)),
+        )
+        return compiled, ""
+
+    def leaves(self, row: Sequence[float]) -> list[int]:
+        """The node each tree's walk ends in, per tree, numbered within the tree (XGBoost's
+        ``pred_leaf``)."""
+        return [self._walk(root, row) - root for root in self.roots]
+
+    def _walk(self, node: int, row: Sequence[float]) -> int:
+        left, right, missing = self.left, self.right, self.missing
+        feature, threshold, categories = self.feature, self.threshold, self.categories
+        while left[node] != -1:
+            value = row[feature[node]]
+            if value != value:  # NaN
+                node = missing[node]
+            elif value < threshold[node]:
+                node = left[node]
+            elif (chosen := categories[node]) is None:
+                node = right[node]
+            else:
+                node = right[node] if _category(value) in chosen else left[node]
+        return node
+
+    def margins(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
+        """Each row's margin (float32), summed as XGBoost sums it."""
+        left, right, missing = self.left, self.right, self.missing
+        feature, threshold, categories = self.feature, self.threshold, self.categories
+        terms = np.empty((len(rows), len(self.roots) + 1), dtype=np.float32)
+        for r, row in enumerate(rows):
+            values = [self.base_margin]
+            append = values.append
+            for node in self.roots:  # _walk, inlined: this loop is the hot path
+                while left[node] != -1:
+                    value = row[feature[node]]
+                    if value != value:
+                        node = missing[node]
+                    elif value < threshold[node]:
+                        node = left[node]
+                    elif (chosen := categories[node]) is None:
+                        node = right[node]
+                    else:
+                        node = right[node] if _category(value) in chosen else left[node]
+                append(threshold[node])
+            terms[r] = values
+        # float32, left to right: cumsum is sequential (a plain sum would pair terms up)
+        return np.cumsum(terms, axis=1, dtype=np.float32)[:, -1]
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        """Probability of the positive class per row (float32 precision, as Python floats).
+
+        ``rows`` hold float32 values (NaN for missing) in the model's feature order.
+        """
+        # XGBoost's sigmoid, in float32: 1 / (exp(min(-x, 88.7)) + 1 + 1e-16)
+        # (exp in float64 rounded to float32, as a correctly rounded expf gives it)
+        x = np.minimum(-self.margins(rows), _F32_88_7).astype(np.float64)
+        e = np.exp(x).astype(np.float32)
+        return (_F32_ONE / (e + _F32_ONE + _F32_EPS)).tolist()
+
+
+def _categorical_sets(tree: dict[str, Any]) -> dict[int, frozenset[int]]:
+    """Node id → the categories its split sends right, for the tree's categorical splits."""
+    types = tree.get("split_type") or ()
+    if not any(types):
+        return {}
+    nodes = tree["categories_nodes"]
+    starts = tree["categories_segments"]
+    sizes = tree["categories_sizes"]
+    cats = tree["categories"]
+    sets = {
+        int(node): frozenset(int(c) for c in cats[start : start + size])
+        for node, start, size in zip(nodes, starts, sizes, strict=True)
+    }
+    for i, kind in enumerate(types):
+        if kind and i not in sets:  # a categorical split with no category goes all left
+            sets[i] = frozenset()
+    return sets
+
+
+def _c_logf() -> Any:
+    """The C library's ``logf``, which XGBoost's C++ calls, or ``None`` where it cannot load."""
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        logf = libm.logf
+    except (OSError, AttributeError):
+        return None
+    logf.restype, logf.argtypes = ctypes.c_float, [ctypes.c_float]
+    return logf
+
+
+def _logf(x: float) -> np.float32:
+    """``logf(x)`` as XGBoost gets it: glibc's is not always correctly rounded, so the float64
+    log rounded to float32 is only the fallback (it can differ in the last bit)."""
+    if _LOGF is not None:
+        return np.float32(_LOGF(x))
+    return np.float32(math.log(x))
+
+
+_LOGF = _c_logf()
+
+
+def _category(value: float) -> int:
+    """XGBoost's category of an input value: its integer part; -1 (none) when invalid."""
+    if 0.0 <= value < _MAX_CATEGORY:
+        return int(value)
+    return -1
+
+
+_MAX_CATEGORY = float(2**24)  # XGBoost refuses categories this large (float32 integers)
+_F32_ONE = np.float32(1.0)
+_F32_EPS = np.float32(1e-16)
+_F32_88_7 = np.float32(88.7)
