@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import uuid
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -190,13 +191,10 @@ def _encode_series(
     return values.astype(np.float32)
 
 
-def _encode_mapping(
-    features: Mapping[str, Any],
-    columns: Sequence[str],
-    categories: Mapping[str, Sequence[str]],
-    owner: str,
-) -> np.ndarray:
-    """The same encoding as for frames, in plain numpy: a request of a few rows stays fast."""
+def _mapping_columns(
+    features: Mapping[str, Any], columns: Sequence[str], owner: str
+) -> tuple[list[Sequence[Any]], int]:
+    """The values of each of ``columns`` in ``features`` (scalars as one row) and the row count."""
     missing = [c for c in columns if c not in features]
     if missing:
         raise ModelInputError(
@@ -215,40 +213,102 @@ def _encode_mapping(
     if len(lengths) > 1:
         sizes = {name: len(v) for name, v in zip(columns, cols, strict=True)}
         raise ModelInputError(f"{owner}: the feature columns differ in length: {sizes}")
-    n = lengths.pop() if lengths else 0
-    out = np.empty((n, len(columns)), dtype=np.float32)
-    for j, (name, values) in enumerate(zip(columns, cols, strict=True)):
-        cats = categories.get(name)
-        if cats is not None:
-            index = {c: float(i) for i, c in enumerate(cats)}
-            row: list[float] = []
-            for v in values:
-                if v is None:
-                    row.append(math.nan)
-                elif isinstance(v, str):
-                    row.append(index.get(v, math.nan))
-                else:
-                    raise ModelInputError(
-                        f"{owner}: feature {name!r} is categorical (trained on strings such as "
-                        f"{list(cats[:3])!r}), got {v!r}; pass the strings"
-                    )
-            out[:, j] = np.asarray(row, dtype=np.float64)
-            continue
-        if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-            out[:, j] = values.astype(np.float64)
-            continue
-        row = []
+    return cols, (lengths.pop() if lengths else 0)
+
+
+def _encode_values(
+    name: str, values: Sequence[Any], cats: Sequence[str] | None, owner: str
+) -> list[float] | np.ndarray:
+    """One input column as floats (NaN for missing), the same rule as ``_encode_series``."""
+    if cats is not None:
+        index = _category_index(cats)
+        row: list[float] = []
         for v in values:
             if v is None:
                 row.append(math.nan)
-            elif isinstance(v, (int, float, np.integer, np.floating)):  # bool is an int
-                row.append(float(v))
+            elif isinstance(v, str):
+                row.append(index.get(v, math.nan))
             else:
                 raise ModelInputError(
-                    f"{owner}: feature {name!r} is numerical, got {v!r}; pass a number or None"
+                    f"{owner}: feature {name!r} is categorical (trained on strings such as "
+                    f"{list(cats[:3])!r}), got {v!r}; pass the strings"
                 )
-        out[:, j] = np.asarray(row, dtype=np.float64)
+        return row
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return values.astype(np.float64)
+    row = []
+    for v in values:
+        if v is None:
+            row.append(math.nan)
+        elif isinstance(v, (int, float, np.integer, np.floating)):  # bool is an int
+            row.append(float(v))
+        else:
+            raise ModelInputError(
+                f"{owner}: feature {name!r} is numerical, got {v!r}; pass a number or None"
+            )
+    return row
+
+
+_CATEGORY_INDEXES: dict[int, tuple[Sequence[str], dict[str, float]]] = {}
+
+
+def _category_index(cats: Sequence[str]) -> dict[str, float]:
+    """``{category: code}`` of a model's category list, built once per list object."""
+    cached = _CATEGORY_INDEXES.get(id(cats))
+    if cached is not None and cached[0] is cats:
+        return cached[1]
+    index = {c: float(i) for i, c in enumerate(cats)}
+    if len(_CATEGORY_INDEXES) > 256:
+        _CATEGORY_INDEXES.clear()
+    _CATEGORY_INDEXES[id(cats)] = (cats, index)  # holding `cats` keeps its id unique
+    return index
+
+
+def _encode_mapping(
+    features: Mapping[str, Any],
+    columns: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    owner: str,
+) -> np.ndarray:
+    """The same encoding as for frames, in plain numpy: a request of a few rows stays fast."""
+    cols, n = _mapping_columns(features, columns, owner)
+    out = np.empty((n, len(columns)), dtype=np.float32)
+    for j, (name, values) in enumerate(zip(columns, cols, strict=True)):
+        out[:, j] = _encode_values(name, values, categories.get(name), owner)
     return out
+
+
+def encode_rows(
+    features: Mapping[str, Any],
+    columns: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    *,
+    owner: str = "model",
+) -> list[list[float]]:
+    """:func:`encode_features` of a mapping as rows of Python floats holding float32 values.
+
+    What :class:`fskit._trees.CompiledTrees` walks: the same values as the matrix, without
+    building one (a request of one row pays microseconds, not a numpy round trip).
+
+    >>> encode_rows({"x": [0.1, None], "c": ["b", "z"]}, ["x", "c"], {"c": ["a", "b"]})
+    [[0.10000000149011612, 1.0], [nan, nan]]
+    """
+    cols, _ = _mapping_columns(features, columns, owner)
+    return _rows(cols, columns, categories, owner)
+
+
+def _rows(
+    cols: Sequence[Sequence[Any]],
+    columns: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    owner: str,
+) -> list[list[float]]:
+    encoded = [
+        _encode_values(name, values, categories.get(name), owner)
+        for name, values in zip(columns, cols, strict=True)
+    ]
+    # array("f") rounds each float64 to float32, as XGBoost's float32 input does
+    return [array("f", row).tolist() for row in zip(*encoded, strict=True)]
 
 
 # ------------------------------------------------------------------------------ model version
@@ -448,14 +508,17 @@ class LoadedModel:
 
     def predict(self, features: pl.DataFrame | Mapping[str, Sequence[Any]]) -> np.ndarray:
         """Probability of the positive class for each row of ``features``."""
-        x = encode_features(
-            features,
-            self.version.feature_columns,
-            self.version.categories,
-            owner=f"model {self.version.ref!r}",
-        )
-        if 0 < x.shape[0] <= SMALL_BATCH and self.trees is not None:
-            return np.asarray(self.trees.predict(x.tolist()), dtype=np.float64)
+        version = self.version
+        owner = f"model {version.ref!r}"
+        trees = self.trees
+        if isinstance(features, Mapping) and trees is not None:  # the serving path
+            cols, n = _mapping_columns(features, version.feature_columns, owner)
+            if 0 < n <= SMALL_BATCH:
+                rows = _rows(cols, version.feature_columns, version.categories, owner)
+                return np.asarray(trees.predict(rows), dtype=np.float64)
+        x = encode_features(features, version.feature_columns, version.categories, owner=owner)
+        if 0 < x.shape[0] <= SMALL_BATCH and trees is not None:
+            return np.asarray(trees.predict(x.tolist()), dtype=np.float64)
         return predict_matrix(self.booster, x)
 
     def __repr__(self) -> str:

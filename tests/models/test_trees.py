@@ -79,10 +79,12 @@ def test_compiled_trees_score_as_xgboost(seed, n_num, n_cat, depth, rounds, eta,
     dmatrix = xgb.DMatrix(finite, feature_types=types, enable_categorical=bool(n_cat))
     expected_leaves = booster.predict(dmatrix, pred_leaf=True).astype(int).reshape(len(finite), -1)
     assert [trees.leaves(r) for r in finite.tolist()] == expected_leaves.tolist()
-    # the margin is summed as XGBoost sums it: bitwise equal
+    # the margin is summed as XGBoost sums it: bitwise equal, by generated code and by walk
     as_lists = rows.tolist()
     margins = booster.inplace_predict(rows, predict_type="margin")
+    assert trees.generated is not None
     np.testing.assert_array_equal(trees.margins(as_lists), margins)
+    np.testing.assert_array_equal(trees.margins(as_lists, walk=True), margins)
     probabilities = booster.inplace_predict(rows)
     np.testing.assert_allclose(trees.predict(as_lists), probabilities, rtol=0, atol=1e-7)
 
@@ -110,3 +112,29 @@ def test_models_it_cannot_score_are_left_to_xgboost(params, reason):
     trees, why = CompiledTrees.from_booster(booster)
     assert trees is None
     assert reason in why
+
+
+def test_models_too_big_to_generate_are_walked_with_the_same_answers(monkeypatch):
+    import fskit._trees as module
+
+    booster, x, _ = _train(3, 2, 1, 4, 10, 0.3, None)
+    generated, _ = CompiledTrees.from_booster(booster)
+    assert generated.generated is not None  # generated now, before the limit drops
+    monkeypatch.setattr(module, "MAX_GENERATED_NODES", len(generated.left) - 1)
+    walked, _ = CompiledTrees.from_booster(booster)
+    assert walked.generated is None
+    rows = x[:50].tolist()
+    assert walked.predict(rows) == generated.predict(rows)
+
+
+def test_generated_source_holds_only_numbers_from_the_model():
+    """A model file cannot put code into the generated function: only ints and finite floats
+    are written into the source; anything else leaves the model to the walk."""
+    booster, x, _ = _train(5, 2, 0, 3, 4, 0.3, None)
+    trees, _ = CompiledTrees.from_booster(booster)
+    leaf = trees.left.index(-1)
+    trees.threshold[leaf] = "__import__('os').system('false')"  # type: ignore[call-overload]
+    assert trees.generated is None  # refused, not compiled
+    trees.threshold[leaf] = float("nan")
+    trees._generated = False
+    assert trees.generated is None
