@@ -26,7 +26,7 @@ from fskit._utils.time import as_utc, from_us, td_us, to_us
 from fskit.definitions import FeatureView
 from fskit.errors import DefinitionError, EntityFrameError, StoreUnavailableError
 from fskit.offline import FeatureLike, ResolvedFeature, resolve_features
-from fskit.online import decode_row, encode_key
+from fskit.online import decode_row, encode_key, read_many
 from fskit.transformations import TS, OnDemandFeatureView, StreamFeatureView
 
 if TYPE_CHECKING:
@@ -183,23 +183,30 @@ def get_online_features(
         for key in part.join_keys:
             out.setdefault(key, columns[key])
     meta: dict[str, list[Any]] = {}
-    backend = store.online_backend
     n_rows = len(next(iter(columns.values()))) if columns else 0
-    for part in plan:
-        if part.kind == "on_demand":
-            continue
-        encoded = [
-            None if None in parts else encode_key(parts)
-            for parts in zip(*(columns[k] for k in part.join_keys), strict=True)
-        ]
-        wanted = [k for k in encoded if k is not None]
-        status_default = NOT_FOUND
-        try:
-            raw = iter(backend.read(part.table, wanted) if wanted else ())
-        except StoreUnavailableError:
-            if on_unavailable == "raise":
-                raise
-            raw, status_default = iter(()), UNAVAILABLE
+    stored = [part for part in plan if part.kind != "on_demand"]
+    # every stored view's keys, then one read for all of them (one query / MGET)
+    encoded_keys: list[list[bytes | None]] = []
+    for part in stored:
+        encoded_keys.append(
+            [
+                None if None in parts else encode_key(parts)
+                for parts in zip(*(columns[k] for k in part.join_keys), strict=True)
+            ]
+        )
+    status_default = NOT_FOUND
+    requests = [
+        (part.table, [k for k in encoded if k is not None])
+        for part, encoded in zip(stored, encoded_keys, strict=True)
+    ]
+    try:
+        results = read_many(store.online_backend, requests) if stored else []
+    except StoreUnavailableError:
+        if on_unavailable == "raise":
+            raise
+        results, status_default = [[] for _ in stored], UNAVAILABLE
+    for part, encoded, values_read in zip(stored, encoded_keys, results, strict=True):
+        raw = iter(values_read)
         found = [None if key is None else next(raw, None) for key in encoded]
         if part.kind == "stream":
             _read_stream(part, found, encoded, status_default, now_dt, now_us, out, meta)

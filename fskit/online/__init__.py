@@ -24,7 +24,7 @@ from typing import Any
 from fskit.errors import DefinitionError
 
 # Backends
-from fskit.online._base import OnlineBackend
+from fskit.online._base import OnlineBackend, read_many
 
 # Codec
 from fskit.online._codec import decode_row, encode_frame, encode_key, encode_row
@@ -37,6 +37,7 @@ __all__ = [
     "OnlineBackend",
     "RedisBackend",
     "backend_from_config",
+    "read_many",
     # Codec
     "decode_row",
     "encode_frame",

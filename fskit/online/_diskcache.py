@@ -46,9 +46,9 @@ from fskit.errors import OnlineStoreError, StoreUnavailableError
 from fskit.online._base import (
     PREFIX_SIZE,
     BackendBase,
-    bad_key,
     check_table,
     checked_items,
+    prefixed_keys,
 )
 
 __all__ = ["DiskcacheBackend"]
@@ -67,11 +67,14 @@ _TABLES_KEY = b"\x00tables"
 #: keys per SQL query (SQLite allows 32766 parameters; smaller queries plan faster)
 QUERY_KEYS = 500
 _NEEDED_COLUMNS = {"key", "raw", "mode", "value", "expire_time"}
-_SELECT_ONE = (
-    "SELECT key, mode, {what} FROM Cache WHERE key = ? AND raw = 1"
-    " AND (expire_time IS NULL OR expire_time > ?)"
-)
 _STAMP = f"substr(value, 1, {PREFIX_SIZE})"
+_SELECT_ONE = {
+    what: (
+        f"SELECT key, mode, {what} FROM Cache WHERE key = ? AND raw = 1"
+        " AND (expire_time IS NULL OR expire_time > ?)"
+    )
+    for what in ("value", _STAMP)
+}
 
 
 @functools.lru_cache(maxsize=64)
@@ -206,7 +209,7 @@ class DiskcacheBackend(BackendBase):
         what = _STAMP if stamps else "value"
         now = time.time()
         if len(keys) == 1:
-            rows = con.execute(_SELECT_ONE.format(what=what), (keys[0], now)).fetchall()
+            rows = con.execute(_SELECT_ONE[what], (keys[0], now)).fetchall()
         else:
             rows = []
             for start in range(0, len(keys), QUERY_KEYS):
@@ -283,22 +286,23 @@ class DiskcacheBackend(BackendBase):
         """Return the value of each key in ``table`` (``None`` where missing).
 
         Up to 500 keys are one SQL query, so one consistent snapshot."""
+        return self.read_many([(table, keys)])[0]
+
+    def read_many(
+        self, requests: Sequence[tuple[str, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """:meth:`read` of several ``(table, keys)`` at once: up to 500 keys in all are one
+        SQL query, so the tables are read from one consistent snapshot."""
         self._check_open()
-        prefix = self._prefix(table)
+        groups, every = prefixed_keys(requests, self._prefix)
+        if not every:
+            return [[] for _ in groups]
         try:
-            full = [prefix + key for key in keys]
-        except TypeError:
-            for index, key in enumerate(keys):
-                if not isinstance(key, bytes):
-                    raise bad_key(table, index, key) from None
-            raise
-        if not full:
-            return []
-        try:
-            found = self._lookup(full)
+            found = self._lookup(every)
         except (sqlite3.Error, OSError) as exc:
             raise self._unavailable(exc) from exc
-        return [found.get(key) for key in full]
+        get = found.get
+        return [[get(key) for key in full] for full in groups]
 
     def delete_table(self, table: str) -> int:
         """Delete all entries of ``table`` in one transaction; return how many there were."""

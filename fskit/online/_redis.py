@@ -34,9 +34,9 @@ from fskit.errors import DefinitionError, OnlineStoreError, StoreUnavailableErro
 from fskit.online._base import (
     TABLE_PATTERN,
     BackendBase,
-    bad_key,
     check_table,
     checked_items,
+    prefixed_keys,
 )
 
 __all__ = ["RedisBackend"]
@@ -183,21 +183,26 @@ class RedisBackend(BackendBase):
 
     def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
         """Return the value of each key in ``table`` (``None`` where missing), by one MGET."""
+        return self.read_many([(table, keys)])[0]
+
+    def read_many(
+        self, requests: Sequence[tuple[str, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """:meth:`read` of several ``(table, keys)`` at once, by one MGET."""
         self._check_open()
-        prefix = self._prefix(table)
-        if not keys:
-            return []
+        groups, every = prefixed_keys(requests, self._prefix)
+        if not every:
+            return [[] for _ in groups]
         try:
-            full = [prefix + key for key in keys]
-        except TypeError:
-            for index, key in enumerate(keys):
-                if not isinstance(key, bytes):
-                    raise bad_key(table, index, key) from None
-            raise
-        try:
-            return self._client.mget(full)
+            values = self._client.mget(every)
         except redis.RedisError as exc:
             raise self._error(exc) from exc
+        out: list[list[bytes | None]] = []
+        start = 0
+        for full in groups:
+            out.append(values[start : start + len(full)])
+            start += len(full)
+        return out
 
     def delete_table(self, table: str) -> int:
         """Delete every key of ``table`` (SCAN + UNLINK); return how many there were."""

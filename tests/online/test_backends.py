@@ -23,6 +23,7 @@ from fskit.online import (
     decode_row,
     encode_key,
     encode_row,
+    read_many,
 )
 
 T1, T2 = "user_stats@v1", "user_stats@v2"
@@ -73,6 +74,54 @@ def test_items_may_come_from_any_iterable(backend: OnlineBackend) -> None:
     items = ((k(i), v(i, i)) for i in range(3))
     assert backend.write(T1, items) == 3
     assert tags(backend, T1, [k(0), k(2)]) == [(0, 0), (2, 2)]
+
+
+@given(
+    stored=st.dictionaries(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 6)),
+        st.integers(0, 100),
+        max_size=15,
+    ),
+    requests=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "never"]), st.lists(st.integers(0, 8), max_size=6)
+        ),
+        max_size=5,
+    ),
+)
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_read_many_is_the_reads_of_each_table(backend: OnlineBackend, stored, requests) -> None:
+    """One query / MGET for several tables answers exactly what one read per table does."""
+    run = uuid.uuid4().hex  # fresh tables for each example on the shared backend
+    for (table, key), tag in stored.items():
+        backend.write(f"{table}@{run}", [(k(key), v(1, tag))])
+    asked = [(f"{t}@{run}", [k(i) for i in keys]) for t, keys in requests]
+    expected = [
+        [None if (t, i) not in stored else v(1, stored[t, i]) for i in keys] for t, keys in requests
+    ]
+    assert backend.read_many(asked) == expected
+    assert read_many(backend, asked) == expected
+    assert [backend.read(t, keys) for t, keys in asked] == expected
+
+
+def test_read_many_falls_back_to_read_for_other_backends(backend: OnlineBackend) -> None:
+    backend.write(T1, [(k(1), v(1, "a"))])
+
+    class OnlyRead:  # a third-party backend with the protocol's read() and nothing more
+        def read(self, table, keys):
+            return backend.read(table, keys)
+
+    assert read_many(OnlyRead(), [(T1, [k(1), k(2)]), (T2, [k(1)])]) == [
+        [v(1, "a"), None],
+        [None],
+    ]
+
+
+def test_read_many_checks_every_key_before_reading(backend: OnlineBackend) -> None:
+    with pytest.raises(OnlineStoreError, match="key 0 read from 'user_stats@v2' is 3"):
+        backend.read_many([(T1, [k(1)]), (T2, [3])])
 
 
 # -- only_newer and ties -------------------------------------------------------------------

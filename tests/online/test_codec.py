@@ -428,6 +428,7 @@ def test_the_package_exports_what_it_says() -> None:
         "encode_frame",
         "encode_key",
         "encode_row",
+        "read_many",
     }
     assert set(fskit.online.__all__) == expected
     for name in expected:
