@@ -15,6 +15,7 @@ A missing entity is never an exception: its features are null and its status ``N
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -176,14 +177,45 @@ def get_online_features(
                 f"{part.view.ref!r} (given: {list(columns)})"
             )
     now_dt = datetime.now(UTC) if now is None else as_utc(now, "get_online_features: now")
-    now_us = to_us(now_dt)
+    out = read_online(store, plan, columns, now_dt, on_unavailable)
+    if return_type == "dict":
+        return out
+    n_rows = len(next(iter(columns.values()))) if columns else 0
+    schema: dict[str, Any] = {}
+    for part in plan:
+        schema.update(part.schema)
+    if 0 < n_rows <= 64:  # building few rows as dicts is ~5x faster than column by column
+        names = list(out)
+        rows = [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
+        return pl.from_dicts(rows, schema_overrides=schema, infer_schema_length=None)
+    return pl.DataFrame(
+        [pl.Series(name, col, dtype=schema.get(name), strict=False) for name, col in out.items()]
+    )
 
+
+def read_online(
+    store: FeatureStore,
+    plan: Sequence[OnlineView],
+    columns: Mapping[str, list[Any]],
+    now: datetime,
+    on_unavailable: str = "raise",
+    *,
+    timings: dict[str, float] | None = None,
+) -> dict[str, list[Any]]:
+    """The core of :func:`get_online_features`, without its argument checks: the join keys,
+    each planned feature column and each view's status columns, as lists.
+
+    ``columns`` holds every join key and request field the plan needs, lists of one length;
+    ``now`` is an aware UTC datetime. The model server calls this directly (it has checked
+    its requests already), so it reads exactly as ``get_online_features`` does. With
+    ``timings``, the seconds spent in on-demand transforms are added under ``"transforms"``.
+    """
+    now_us = to_us(now)
     out: dict[str, list[Any]] = {}
     for part in plan:
         for key in part.join_keys:
             out.setdefault(key, columns[key])
     meta: dict[str, list[Any]] = {}
-    n_rows = len(next(iter(columns.values()))) if columns else 0
     stored = [part for part in plan if part.kind != "on_demand"]
     # every stored view's keys, then one read for all of them (one query / MGET)
     encoded_keys: list[list[bytes | None]] = []
@@ -209,7 +241,7 @@ def get_online_features(
         raw = iter(values_read)
         found = [None if key is None else next(raw, None) for key in encoded]
         if part.kind == "stream":
-            _read_stream(part, found, encoded, status_default, now_dt, now_us, out, meta)
+            _read_stream(part, found, encoded, status_default, now, now_us, out, meta)
             continue
         ttl_us = part.ttl_us
         values: list[list[Any]] = [[] for _ in part.columns]
@@ -243,20 +275,9 @@ def get_online_features(
         meta[f"{part.prefix}__status"] = statuses
     for part in plan:
         if part.kind == "on_demand":
-            _read_on_demand(store, part, columns, now_dt, on_unavailable, out)
+            _read_on_demand(store, part, columns, now, on_unavailable, out, timings)
     out.update(meta)
-    if return_type == "dict":
-        return out
-    schema: dict[str, Any] = {}
-    for part in plan:
-        schema.update(part.schema)
-    if 0 < n_rows <= 64:  # building few rows as dicts is ~5x faster than column by column
-        names = list(out)
-        rows = [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
-        return pl.from_dicts(rows, schema_overrides=schema, infer_schema_length=None)
-    return pl.DataFrame(
-        [pl.Series(name, col, dtype=schema.get(name), strict=False) for name, col in out.items()]
-    )
+    return out
 
 
 def _read_stream(
@@ -319,9 +340,11 @@ def _read_on_demand(
     now: datetime,
     on_unavailable: str,
     out: dict[str, list[Any]],
+    timings: dict[str, float] | None = None,
 ) -> None:
     """Source features read online, then the view's own :meth:`transform` — the very
-    expressions ``get_historical_features`` applies to training frames."""
+    expressions ``get_historical_features`` applies to training frames. The transform's
+    seconds (not the reads') are added to ``timings["transforms"]`` when given."""
     odfv: OnDemandFeatureView = part.view  # type: ignore[assignment]
     sources = get_online_features(
         store,
@@ -332,6 +355,7 @@ def _read_on_demand(
         on_unavailable=on_unavailable,  # type: ignore[arg-type]
     )
     assert isinstance(sources, dict)
+    started = time.perf_counter()
     dtypes = {f.name: f.dtype for f in odfv.request_schema}  # type: ignore[union-attr]
     inputs = pl.DataFrame(
         {
@@ -349,3 +373,5 @@ def _read_on_demand(
     names = odfv.feature_names
     for column, pos in zip(part.columns, part.positions, strict=True):
         out[column] = values[names[pos]].to_list()
+    if timings is not None:
+        timings["transforms"] = timings.get("transforms", 0.0) + time.perf_counter() - started

@@ -424,7 +424,7 @@ def run(
             keys = predictor.spec().join_keys
             if good:
                 try:
-                    result = predictor.predict([events[i] for i in good], route=None)
+                    result = predictor.predict([events[i] for i in good], route="stream")
                     for i, prediction in zip(good, result.body["predictions"], strict=True):
                         records[i] = record(events[i], keys, prediction)
                     if result.deferred is not None:
@@ -432,7 +432,7 @@ def run(
                 except RequestError:  # score one by one to name the bad events
                     for i in good:
                         try:
-                            result = predictor.predict([events[i]])
+                            result = predictor.predict([events[i]], route="stream")
                             records[i] = record(events[i], keys, result.body["predictions"][0])
                             if result.deferred is not None:
                                 result.deferred()

@@ -222,7 +222,9 @@ def encode_key(values: Any) -> bytes:
     >>> encode_key((7, "eu"))
     b'\\x92\\x07\\xa2eu'
     """
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+    if type(values) is not tuple and (
+        isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray))
+    ):
         values = (values,)
     if len(values) == 0:
         raise OnlineStoreError(

@@ -62,6 +62,7 @@ class Metrics:
         self._histograms: dict[str, dict[Labels, list[float]]] = {}  # buckets..., sum, count
         self._info: dict[str, dict[Labels, float]] = {}
         self._dirty = False
+        self._scoring_keys: dict[tuple[str, object, str], tuple[Labels, Labels]] = {}
 
     # -- recording ---------------------------------------------------------------------------
     def inc(self, name: str, value: float = 1.0, **labels: object) -> None:
@@ -80,6 +81,35 @@ class Metrics:
                 row = series[key] = [0.0] * (len(BUCKETS) + 3)
             index = bisect_left(BUCKETS, seconds)
             row[index] += 1  # non-cumulative; summed up when rendered
+            row[-2] += seconds
+            row[-1] += 1
+            self._dirty = True
+
+    def record_scoring(
+        self, model: str, version: object, route: str, rows: int, seconds: float
+    ) -> None:
+        """One answered scoring request: ``fskit_requests_total`` (code 200),
+        ``fskit_predictions_total`` (+ ``rows``) and the latency histogram, under one lock
+        with label tuples built once per (model, version, route) — the per-request path."""
+        keys = self._scoring_keys.get((model, version, route))
+        if keys is None:
+            keys = self._scoring_keys[model, version, route] = (
+                _labels(model=model, version=version, route=route, code=200),
+                _labels(model=model, version=version, route=route),
+            )
+        request_key, key = keys
+        index = bisect_left(BUCKETS, seconds)
+        with self._lock:
+            counters = self._counters
+            series = counters.setdefault("fskit_requests_total", {})
+            series[request_key] = series.get(request_key, 0.0) + 1
+            series = counters.setdefault("fskit_predictions_total", {})
+            series[key] = series.get(key, 0.0) + rows
+            histogram = self._histograms.setdefault("fskit_request_duration_seconds", {})
+            row = histogram.get(key)
+            if row is None:
+                row = histogram[key] = [0.0] * (len(BUCKETS) + 3)
+            row[index] += 1
             row[-2] += seconds
             row[-1] += 1
             self._dirty = True

@@ -26,6 +26,7 @@ for missing values); such rows say ``"degraded": true``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import time
@@ -41,7 +42,13 @@ import polars as pl
 
 from fskit.errors import StoreUnavailableError
 from fskit.online import encode_key
-from fskit.retrieval import NOT_FOUND, OUTSIDE_MAX_AGE, UNAVAILABLE, plan_request
+from fskit.retrieval import (
+    NOT_FOUND,
+    OUTSIDE_MAX_AGE,
+    UNAVAILABLE,
+    plan_request,
+    read_online,
+)
 from fskit.serving._errors import RequestError, ServingError, UnknownModelError
 from fskit.serving._log import PredictionLog
 from fskit.serving._metrics import Metrics
@@ -413,6 +420,9 @@ class Predictor:
         ] = {}  # versions kept loaded whatever the deployment says
         self.load_errors: dict[int, str] = {}
         self.state = Deployment(model=model)
+        # request ids: a random per-process prefix and a counter (uuid4 costs a syscall)
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._ids = itertools.count()
 
     # -- deployment --------------------------------------------------------------------------
     def refresh(self) -> Deployment:
@@ -545,7 +555,7 @@ class Predictor:
         active = [stable.version] + ([canary.version] if canary else [])
         required, kinds = self.required_inputs(active)
         columns, n = parse_entities(entities, required, kinds)
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or f"{self._id_prefix}{next(self._ids):016x}"
 
         routes = [route or ("pinned" if version is not None else "stable")] * n
         versions = [stable] * n
@@ -594,17 +604,7 @@ class Predictor:
         }
         if self.metrics:
             for v, rows in groups.items():
-                route_name = routes[rows[0]]
-                self.metrics.inc(
-                    "fskit_requests_total", model=self.model, version=v, route=route_name, code=200
-                )
-                self.metrics.observe(
-                    "fskit_request_duration_seconds",
-                    total,
-                    model=self.model,
-                    version=v,
-                    route=route_name,
-                )
+                self.metrics.record_scoring(self.model, v, routes[rows[0]], len(rows), total)
         deferred = None
         if shadow_rows and canary is not None:
             shadow_spec = canary
@@ -667,15 +667,20 @@ class Predictor:
 
         t0 = time.perf_counter()
         feats: dict[str, list[Any]] = {}
+        transforms = 0.0
         if spec.refs and live:
-            wanted = (*spec.join_keys, *spec.request_fields)  # on-demand views read request fields
-            feats = self.store.get_online_features(  # type: ignore[assignment]
-                list(spec.refs),
-                {k: live_sub[k] for k in wanted},
-                full_feature_names=spec.full_feature_names,
-                return_type="dict",
-                on_unavailable="null" if self.on_unavailable == "degrade" else "raise",
+            # get_online_features' own core: the requests were checked by parse_entities
+            plan = plan_request(self.store, spec.refs, spec.full_feature_names)
+            spent: dict[str, float] = {}
+            feats = read_online(
+                self.store,
+                plan,
+                live_sub,  # join keys and request fields (on-demand views read those)
+                datetime.now(UTC),
+                "null" if self.on_unavailable == "degrade" else "raise",
+                timings=spent,
             )
+            transforms = spent.get("transforms", 0.0)
             for src, dst in spec.renames.items():
                 feats[dst] = feats.pop(src)
         t1 = time.perf_counter()
@@ -699,8 +704,8 @@ class Predictor:
         t2 = time.perf_counter()
         scores = spec.loaded.predict(inputs).tolist() if m else []
         t3 = time.perf_counter()
-        timings["features"] += t1 - t0
-        timings["transforms"] += t2 - t1
+        timings["features"] += t1 - t0 - transforms  # on-demand transforms run inside the read
+        timings["transforms"] += t2 - t1 + transforms
         timings["model"] += t3 - t2
 
         # answers, in request order
@@ -747,9 +752,14 @@ class Predictor:
         if not log:
             return
         if self.metrics:
-            self.metrics.inc(
-                "fskit_predictions_total", n, model=self.model, version=spec.version, route=route
-            )
+            if route == "shadow":  # answered rows are counted by record_scoring in predict
+                self.metrics.inc(
+                    "fskit_predictions_total",
+                    n,
+                    model=self.model,
+                    version=spec.version,
+                    route=route,
+                )
             if any(degraded):
                 self.metrics.inc(
                     "fskit_degraded_predictions_total",
