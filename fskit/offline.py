@@ -18,12 +18,14 @@ columns are taken to be UTC already. The entity frame comes back in its own row 
 (duplicates included) with every extra column (labels...) passed through, followed by the
 feature columns in the order requested.
 
-The work is one lazy polars query built on ``join_asof`` and collected once.
+The work is one lazy polars query built on ``join_asof`` and collected once. With a
+``progress`` callback (:data:`JoinProgress`) it is collected view by view instead, so that
+each call follows a view's join as it completes; the result is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from fskit.registry import Registry, _suggest
 from fskit.transformations import TS, OnDemandFeatureView, StreamFeatureView, rolling_aggregates
 
 __all__ = [
+    "JoinProgress",
     "ResolvedFeature",
     "get_historical_features",
     "pushed_dir",
@@ -64,6 +67,14 @@ class ResolvedFeature:
 
 
 FeatureLike = str | FeatureRef | FeatureView
+
+JoinProgress = Callable[[int, int, str], Any]
+"""``progress(views_done, views_total, view_ref)`` after each feature view is joined.
+
+The shape of :data:`fskit.training.Progress` (done, total, then what was done): counts run
+from 1 to the number of feature views requested (on-demand views included), ``view_ref`` is
+the view just joined (``"user_stats@v1"``). The return value is ignored.
+"""
 
 
 def resolve_features(
@@ -173,8 +184,44 @@ def get_historical_features(
     full_feature_names: bool = False,
     event_timestamp_column: str = "event_timestamp",
     as_known_at: bool = False,
+    progress: JoinProgress | None = None,
 ) -> pl.DataFrame:
-    """Join point-in-time correct feature values onto ``entity_df`` (see the module docs)."""
+    """Join point-in-time correct feature values onto ``entity_df`` (see the module docs).
+
+    ``progress(views_done, views_total, view_ref)`` is called after each view's join
+    (:data:`JoinProgress`).
+
+    >>> import tempfile
+    >>> from datetime import datetime
+    >>> import fskit as fk
+    >>> from fskit.registry import Registry
+    >>> registry = Registry(tempfile.mkdtemp())
+    >>> user = fk.Entity("user", join_keys=["user_id"])
+    >>> stats = pl.DataFrame({"user_id": [1], "event_timestamp": [datetime(2026, 1, 1)],
+    ...                       "purchases": [3]})
+    >>> profile = pl.DataFrame({"user_id": [1], "event_timestamp": [datetime(2026, 1, 1)],
+    ...                         "age": [41]})
+    >>> _ = registry.apply([user, fk.FeatureView(name="user_stats", entities=[user], source=stats),
+    ...                     fk.FeatureView(name="user_profile", entities=[user], source=profile)])
+    >>> rows = pl.DataFrame({"user_id": [1], "event_timestamp": [datetime(2026, 1, 2)]})
+    >>> get_historical_features(registry, rows, ["user_stats:purchases", "user_profile:age"],
+    ...                         progress=lambda done, total, view: print(done, total, view))
+    1 2 user_stats@v1
+    2 2 user_profile@v1
+    shape: (1, 4)
+    ┌─────────┬─────────────────────┬───────────┬─────┐
+    │ user_id ┆ event_timestamp     ┆ purchases ┆ age │
+    │ ---     ┆ ---                 ┆ ---       ┆ --- │
+    │ i64     ┆ datetime[μs]        ┆ i64       ┆ i64 │
+    ╞═════════╪═════════════════════╪═══════════╪═════╡
+    │ 1       ┆ 2026-01-02 00:00:00 ┆ 3         ┆ 41  │
+    └─────────┴─────────────────────┴───────────┴─────┘
+    """
+    if progress is not None and not callable(progress):
+        raise DefinitionError(
+            "get_historical_features: progress must be callable as "
+            f"progress(views_done, views_total, view_ref), got {progress!r}"
+        )
     resolved = resolve_features(registry, features, full_feature_names=full_feature_names)
     try:
         entities = _as_polars(entity_df, "get_historical_features", "entity_df")
@@ -193,14 +240,20 @@ def get_historical_features(
     for r in resolved:
         by_view.setdefault(r.view.ref, []).append(r)
     on_demand = []
+    done, total = 0, len(by_view)
     for group in by_view.values():
         view = group[0].view
         if isinstance(view, OnDemandFeatureView):
             on_demand.append(group)
-        elif isinstance(view, StreamFeatureView):
+            continue
+        if isinstance(view, StreamFeatureView):
             left = _join_stream_view(left, view, group, schema, registry.repo_path)
         else:
             left = _join_view(left, view, group, schema, registry.repo_path, as_known_at)
+        if progress is not None:  # run this view's join now, so the call follows the work
+            left = left.collect().lazy()
+            done += 1
+            progress(done, total, view.ref)
     out = left.sort(_ROW).drop(_ROW, _TS).collect()
     if not on_demand:  # views were joined one by one: put the features back in asked order
         return out.select(*entities.columns, *(r.column for r in resolved))
@@ -221,6 +274,9 @@ def get_historical_features(
         request = entities.select(f.name for f in odfv.request_schema)  # type: ignore[union-attr]
         values = odfv.transform(pl.concat([sources, request], how="horizontal"))
         out = out.with_columns(values[r.feature].alias(r.column) for r in group)
+        if progress is not None:
+            done += 1
+            progress(done, total, odfv.ref)
     # requested order: the entity frame's columns, then the features as asked for
     return out.select(*entities.columns, *(r.column for r in resolved))
 

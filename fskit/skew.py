@@ -1,9 +1,11 @@
 """Training-serving skew: the same feature, for the same entity and time, from two pipelines.
 
 :func:`compare` asks the feature store for both sides: the offline point-in-time value (what
-a training set would hold) and the online-served value, for the same entities at the same
-moment ``at``. :func:`compare_frames` does the same for any two frames keyed by entity (and
-time), so hand-written serving code can be checked against the registry's definitions.
+a training set would hold) and the online-served value, for the same entities (by default
+the first :data:`DEFAULT_ENTITIES` of the features' view, see :func:`default_entity_rows`) at
+the same moment ``at``. :func:`compare_frames` does the same for any two frames keyed by
+entity (and time), so hand-written serving code can be checked against the registry's
+definitions.
 
 Per feature the report gives the match rate (equal values, nulls equal nulls, numbers within
 ``tolerance``), the mean and max absolute difference, both sides' means and their shift, the
@@ -39,14 +41,18 @@ import polars as pl
 
 from fskit.definitions import _as_polars
 from fskit.errors import DefinitionError, EntityFrameError
-from fskit.offline import resolve_features
+from fskit.offline import resolve_features, scan_view
+from fskit.transformations import OnDemandFeatureView
 
 if TYPE_CHECKING:
     from fskit.store import FeatureStore
 
-__all__ = ["SkewReport", "compare", "compare_frames"]
+__all__ = ["DEFAULT_ENTITIES", "SkewReport", "compare", "compare_frames", "default_entity_rows"]
 
 _SIDES = ("offline", "online")
+
+#: How many entities :func:`compare` checks when not given ``entity_rows``.
+DEFAULT_ENTITIES = 1000
 
 
 @dataclass(frozen=True)
@@ -277,9 +283,63 @@ def compare_frames(
     return SkewReport(table, all_pairs, labels)
 
 
+def default_entity_rows(
+    store: FeatureStore, features: Sequence[str], *, limit: int = DEFAULT_ENTITIES
+) -> pl.DataFrame:
+    """The first ``limit`` distinct entities (join keys) in the offline rows of ``features``.
+
+    The keys come from the view of the first feature (its source, then rows pushed to it), in
+    row order, without nulls: a fixed sample, the same at every call until the data changes.
+    Every feature must come from views keyed the same way, and none may be on-demand (its
+    request fields cannot be guessed); otherwise pass ``entity_rows`` to :func:`compare`.
+
+    >>> import tempfile
+    >>> from datetime import datetime
+    >>> import fskit as fk
+    >>> store = fk.FeatureStore(tempfile.mkdtemp())
+    >>> user = fk.Entity("user", join_keys=["user_id"])
+    >>> stats = pl.DataFrame({
+    ...     "user_id": [7, 3, 7, None, 5],
+    ...     "event_timestamp": [datetime(2026, 1, d) for d in range(1, 6)],
+    ...     "purchases": [1, 2, 3, 4, 5],
+    ... })
+    >>> _ = store.apply([user, fk.FeatureView(name="user_stats", entities=[user], source=stats)])
+    >>> default_entity_rows(store, ["user_stats:purchases"], limit=2)["user_id"].to_list()
+    [7, 3]
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise DefinitionError(
+            f"skew.default_entity_rows: limit must be a positive int, got {limit!r}"
+        )
+    resolved = resolve_features(store.registry, list(features))
+    on_demand = sorted({str(r.ref) for r in resolved if isinstance(r.view, OnDemandFeatureView)})
+    if on_demand:
+        raise EntityFrameError(
+            f"skew.compare: on-demand features {on_demand} need request fields that cannot be "
+            "sampled; pass entity_rows= with the join keys and those fields"
+        )
+    keys = sorted({tuple(r.view.join_keys) for r in resolved})
+    if len(keys) != 1 or not keys[0]:
+        raise EntityFrameError(
+            f"skew.compare: features {list(features)} come from views keyed by "
+            f"{keys if any(keys) else 'nothing'}; pick features of one entity, or pass "
+            "entity_rows= with every key"
+        )
+    view = resolved[0].view
+    join_keys = list(view.join_keys)
+    return (
+        scan_view(view, store.repo_path)
+        .select(join_keys)
+        .drop_nulls()
+        .unique(maintain_order=True)
+        .head(limit)
+        .collect()
+    )
+
+
 def compare(
     store: FeatureStore,
-    entity_rows: Any,
+    entity_rows: Any = None,
     *,
     features: Sequence[str],
     at: datetime | None = None,
@@ -288,9 +348,26 @@ def compare(
 ) -> SkewReport:
     """Offline point-in-time values vs online-served values, same entities, same time.
 
-    ``entity_rows`` hold the join keys (and any request fields on-demand features need);
-    ``at`` (default: now) is both the training row's timestamp and the online read's ``now``.
+    Parameters
+    ----------
+    store
+        The feature store, materialized online.
+    entity_rows
+        The entities to compare: their join keys (and any request fields on-demand features
+        need), as a polars frame (pandas accepted). ``None`` (the default) compares the first
+        :data:`DEFAULT_ENTITIES` distinct entities of the features' view:
+        ``default_entity_rows(store, features)`` (see :func:`default_entity_rows`; it needs
+        features of one entity and no on-demand ones).
+    features
+        ``"view:feature"`` refs.
+    at
+        Both the training row's timestamp and the online read's ``now`` (default: now).
+    tolerance, min_match_rate
+        Numbers within ``tolerance`` match; a feature matching on fewer than
+        ``min_match_rate`` of the entities is flagged.
     """
+    if entity_rows is None:
+        entity_rows = default_entity_rows(store, features)
     rows = _eager(entity_rows, "entity_rows")
     when = datetime.now(UTC) if at is None else at
     if when.tzinfo is None:

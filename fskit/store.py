@@ -1,7 +1,8 @@
 """``FeatureStore``: the facade over one feature repo directory.
 
 It delegates: definitions live in :mod:`fskit.definitions`, persistence and planning in
-:mod:`fskit.registry`, point-in-time joins in :mod:`fskit.offline`.
+:mod:`fskit.registry`, point-in-time joins in :mod:`fskit.offline`, feature statistics in
+:mod:`fskit.statistics`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import polars as pl
 
 from fskit._utils.dtypes import dtype_to_str
 from fskit._utils.html import table
-from fskit.definitions import Entity, FeatureView, format_timedelta
+from fskit.definitions import Entity, FeatureRef, FeatureView, format_timedelta
 from fskit.errors import DefinitionError
-from fskit.offline import FeatureLike, get_historical_features, resolve_features
+from fskit.offline import FeatureLike, JoinProgress, get_historical_features, resolve_features
 from fskit.registry import Plan, Registry
+from fskit.statistics import DEFAULT_BINS, DEFAULT_TOP, FeatureStatistics, feature_statistics
 
 if TYPE_CHECKING:
     from fskit.materialization import MaterializationRun, MaterializationSchedule, Progress
@@ -362,6 +364,7 @@ class FeatureStore:
         full_feature_names: bool = False,
         event_timestamp_column: str = "event_timestamp",
         as_known_at: bool = False,
+        progress: JoinProgress | None = None,
     ) -> pl.DataFrame:
         """A point-in-time correct training set: ``entity_df`` plus the requested features.
 
@@ -382,6 +385,11 @@ class FeatureStore:
             :class:`~fskit.FeatureView`.
         full_feature_names
             Name columns ``view__feature`` (``view_v2__feature`` for pinned versions).
+        progress
+            ``progress(views_done, views_total, view_ref)`` after each feature view is joined
+            (``view_ref`` like ``"user_stats@v1"``; counts from 1 to the number of views).
+            With it the join runs view by view, so the calls follow the work; the result is
+            the same. See :data:`fskit.offline.JoinProgress`.
         """
         return get_historical_features(
             self.registry,
@@ -390,7 +398,53 @@ class FeatureStore:
             full_feature_names=full_feature_names,
             event_timestamp_column=event_timestamp_column,
             as_known_at=as_known_at,
+            progress=progress,
         )
+
+    def feature_statistics(
+        self,
+        feature: str | FeatureRef,
+        *,
+        bins: int = DEFAULT_BINS,
+        top: int = DEFAULT_TOP,
+    ) -> FeatureStatistics:
+        """Summary statistics and the distribution of one feature over its offline rows.
+
+        The rows are the view's source plus every row pushed to it. Numbers get count (rows,
+        nulls included), null_count, mean, std, min, quartiles and max, and a histogram of
+        ``bins`` equal-width bins; other dtypes get count, null_count, n_unique and their
+        ``top`` most frequent values. See :mod:`fskit.statistics`.
+
+        Parameters
+        ----------
+        feature
+            ``"view:feature"`` (the latest version), ``"view@v2:feature"`` or a
+            :class:`~fskit.FeatureRef`. On-demand features and windowed aggregations have no
+            stored column: they raise :class:`~fskit.errors.FeatureRefError`, as unknown
+            refs do.
+        bins, top
+            Histogram bins (numbers); most frequent values kept (other dtypes).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from datetime import datetime
+        >>> import polars as pl
+        >>> import fskit as fk
+        >>> rows = pl.DataFrame({
+        ...     "user_id": [1, 2, 3],
+        ...     "event_timestamp": [datetime(2026, 1, d) for d in (1, 2, 3)],
+        ...     "purchases": [3.0, 5.0, 10.0],
+        ... })
+        >>> store = fk.FeatureStore(tempfile.mkdtemp())
+        >>> user = fk.Entity("user", join_keys=["user_id"])
+        >>> _ = store.apply([user, fk.FeatureView(name="user_stats", entities=[user],
+        ...                                      source=rows)])
+        >>> stats = store.feature_statistics("user_stats:purchases", bins=2)
+        >>> stats.values["mean"], stats.distribution["count"].to_list()
+        (6.0, [2, 1])
+        """
+        return feature_statistics(self.registry, feature, bins=bins, top=top)
 
     def resolve_features(
         self, features: Sequence[FeatureLike], *, full_feature_names: bool = False

@@ -9,6 +9,7 @@ call: ``fk.drift.compare``). Both list the flagged (drifted) features first.
 from __future__ import annotations
 
 import html
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,37 +26,19 @@ if TYPE_CHECKING:
 
 __all__ = ["DriftPanel", "SkewPanel", "default_entity_rows"]
 
-_MAX_ENTITIES = 1000
-
 
 def default_entity_rows(
-    store: FeatureStore, features: Sequence[str], limit: int = _MAX_ENTITIES
+    store: FeatureStore, features: Sequence[str], limit: int = fk.skew.DEFAULT_ENTITIES
 ) -> pl.DataFrame:
-    """Up to ``limit`` distinct entities (join keys) of the views ``features`` come from.
-
-    .. note:: A pure helper the core lacks (``fk.skew.compare`` could default its
-       ``entity_rows`` to this).
-    """
-    refs = store.resolve_features(list(features))
-    views = []
-    for ref in refs:
-        name, _, rest = ref.partition("@v")
-        views.append(store.get_feature_view(name, int(rest.split(":")[0])))
-    keyed = [v for v in views if v.join_keys]
-    keys = {tuple(v.join_keys) for v in keyed}
-    if len(keys) != 1:
-        raise fk.FskitError(
-            f"features {list(features)} come from views keyed by {sorted(keys) or 'nothing'}; "
-            "pick features of one entity, or pass entity_rows= with every key"
-        )
-    view = keyed[0]
-    return (
-        view.source.scan(store.repo_path)
-        .select(list(view.join_keys))
-        .unique(maintain_order=True)
-        .head(limit)
-        .collect()
+    """Deprecated: use ``fk.skew.default_entity_rows`` (``fk.skew.compare`` defaults to it)."""
+    warnings.warn(
+        "fskit.widgets.default_entity_rows moved to the core: call "
+        "fk.skew.default_entity_rows(store, features, limit=...), or pass entity_rows=None to "
+        "fk.skew.compare",
+        DeprecationWarning,
+        stacklevel=2,
     )
+    return fk.skew.default_entity_rows(store, features, limit=limit)
 
 
 def _latest_watermark(store: FeatureStore) -> datetime:
@@ -77,7 +60,8 @@ class SkewPanel(Panel):
         The feature store (materialized online).
     entity_rows
         The entities to compare (join keys; request fields for on-demand features). Default:
-        up to 1000 entities of the picked features' view.
+        ``None``, which lets ``fk.skew.compare`` pick up to 1000 entities of the picked
+        features' view (``fk.skew.default_entity_rows``).
     features
         The features picked at first (default: every feature of the latest online views).
     at
@@ -145,21 +129,22 @@ class SkewPanel(Panel):
         if not features:
             self._refuse("Check skew", "pick at least one feature")
             return None
-        rows = self.entity_rows
-        if rows is None:
-            rows = self._call("Find entities", default_entity_rows, self.store, features)
-            if rows is None:
-                return None
         at = self.at.value or _latest_watermark(self.store)
         report = self._call(
-            "Check skew", fk.skew.compare, self.store, rows, features=features, at=at
+            "Check skew",
+            fk.skew.compare,
+            self.store,
+            self.entity_rows,  # None: compare picks the features' first 1000 entities
+            features=features,
+            at=at,
         )
         if report is None:
             return None
         table = report.features.sort(["flagged", "match_rate"], descending=[True, False])
+        entities = int(report.features["n"].max() or 0)
         self.summary.value = (
             f"<b>{len(report.flagged)} of {report.features.height} features flagged</b> "
-            f"({rows.height:,} entities at {at:%Y-%m-%d %H:%M} UTC)"
+            f"({entities:,} entities at {at:%Y-%m-%d %H:%M} UTC)"
         )
         show(self.table, table, report.chart())
         self.result = report

@@ -9,7 +9,7 @@ distribution chart.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,146 +18,29 @@ import polars as pl
 import traitlets
 
 from fskit.definitions import format_timedelta
-from fskit.errors import FskitError
+from fskit.statistics import FeatureStatistics
 
 from ._base import MUTED_COLOR, Panel, button, hbox, note, show
 
 if TYPE_CHECKING:
-    import altair as alt
-
     from fskit.store import FeatureStore
 
 __all__ = ["FeatureStatistics", "RegistryExplorer", "feature_statistics"]
 
-_BINS = 20
-_TOP_CATEGORIES = 15
-
-
 # ------------------------------------------------------------------------------------------
-# A pure helper the core lacks (flagged for the lead: FeatureStore.feature_statistics)
+# Moved to the core: FeatureStore.feature_statistics (this alias stays for old notebooks)
 # ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FeatureStatistics:
-    """Summary statistics and a distribution of one feature over its offline source."""
-
-    ref: str
-    dtype: str
-    summary: pl.DataFrame
-    """``statistic, value`` rows: count, null_count, mean, std, min, quartiles, max (numbers),
-    or count, null_count, n_unique and the top values (strings)."""
-    distribution: pl.DataFrame
-    """Numbers: ``bin_start, bin_end, count``; others: ``value, count`` (top values)."""
-
-    def chart(self) -> alt.Chart:
-        import altair as alt
-
-        if "bin_start" in self.distribution.columns:
-            return (
-                alt.Chart(self.distribution, title=f"{self.ref}: distribution")
-                .mark_bar(color="#4c78a8", binSpacing=0)
-                .encode(
-                    x=alt.X("bin_start:Q", bin="binned", title=self.ref.split(":")[-1]),
-                    x2="bin_end:Q",
-                    y=alt.Y("count:Q", title="rows"),
-                    tooltip=[
-                        alt.Tooltip("bin_start:Q", format=".4g", title="from"),
-                        alt.Tooltip("bin_end:Q", format=".4g", title="to"),
-                        "count:Q",
-                    ],
-                )
-                .properties(width=360, height=180)
-            )
-        return (
-            alt.Chart(self.distribution, title=f"{self.ref}: most frequent values")
-            .mark_bar(color="#4c78a8")
-            .encode(
-                x=alt.X("count:Q", title="rows"),
-                y=alt.Y("value:N", sort="-x", title=None),
-                tooltip=["value:N", "count:Q"],
-            )
-            .properties(width=360, height=max(60, 16 * self.distribution.height))
-        )
 
 
 def feature_statistics(store: FeatureStore, ref: str) -> FeatureStatistics:
-    """Statistics of feature ``ref`` (``"view:feature"`` or ``"view@v2:feature"``) over the
-    rows of its view's offline source.
-
-    .. note:: Belongs in the core (``FeatureStore.feature_statistics``); here until it lands.
-    """
-    from fskit.definitions import FeatureRef
-
-    parsed = FeatureRef.parse(ref)
-    view = store.get_feature_view(parsed.view, parsed.version)
-    source = getattr(view, "source", None)
-    if source is None or getattr(view, "aggregations", None):
-        kind = "an on-demand feature" if source is None else "a windowed aggregation"
-        raise FskitError(
-            f"{ref!r} is {kind}: its values are computed per request or per training row, so "
-            "there is no stored column to profile; build a training set and profile that"
-        )
-    column = source.scan(store.repo_path).select(pl.col(parsed.feature)).collect().to_series()
-    full = f"{view.ref}:{parsed.feature}"
-    dtype = str(column.dtype)
-    if column.dtype.is_numeric():
-        values = column.cast(pl.Float64).drop_nulls().drop_nans()
-        quantiles = {f"{int(q * 100)}%": values.quantile(q) for q in (0.25, 0.5, 0.75)}
-        stats = {
-            "count": float(column.len()),
-            "null_count": float(column.null_count()),
-            "mean": values.mean(),
-            "std": values.std(),
-            "min": values.min(),
-            **quantiles,
-            "max": values.max(),
-        }
-        summary = pl.DataFrame(
-            {"statistic": list(stats), "value": [_num(v) for v in stats.values()]},
-            schema={"statistic": pl.String, "value": pl.Float64},
-        )
-        if values.len() and values.min() != values.max():
-            hist = values.hist(bin_count=_BINS, include_breakpoint=True)
-            edges = hist["breakpoint"].to_list()
-            width = edges[1] - edges[0] if len(edges) > 1 else 1.0
-            distribution = pl.DataFrame(
-                {
-                    "bin_start": [e - width for e in edges],
-                    "bin_end": edges,
-                    "count": hist["count"].cast(pl.Int64),
-                }
-            )
-        else:
-            v = values.min() if values.len() else 0.0
-            distribution = pl.DataFrame(
-                {"bin_start": [v], "bin_end": [v], "count": [values.len()]},
-                schema={"bin_start": pl.Float64, "bin_end": pl.Float64, "count": pl.Int64},
-            )
-    else:
-        strings = column.cast(pl.String)
-        counts = (
-            strings.drop_nulls()
-            .value_counts(sort=True, name="count")
-            .rename({strings.name: "value"})
-            .with_columns(pl.col("count").cast(pl.Int64))
-        )
-        summary = pl.DataFrame(
-            {
-                "statistic": ["count", "null_count", "n_unique"],
-                "value": [
-                    float(column.len()),
-                    float(column.null_count()),
-                    float(strings.drop_nulls().n_unique()),
-                ],
-            }
-        )
-        distribution = counts.head(_TOP_CATEGORIES)
-    return FeatureStatistics(full, dtype, summary, distribution)
-
-
-def _num(value: Any) -> float | None:
-    return None if value is None else float(value)
+    """Deprecated: use ``store.feature_statistics(ref)`` (:mod:`fskit.statistics`)."""
+    warnings.warn(
+        "fskit.widgets.feature_statistics(store, ref) moved to the core: call "
+        "store.feature_statistics(ref)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return store.feature_statistics(ref)
 
 
 # ------------------------------------------------------------------------------------------
@@ -204,8 +87,9 @@ class RegistryExplorer(Panel):
     info : dict
         What the panel shows for the selected feature (description, owner, dtype, ttl,
         freshness_sla, last_materialization, watermark...).
-    statistics : FeatureStatistics | None
-        Its summary statistics and distribution (:meth:`FeatureStatistics.chart`).
+    statistics : fskit.statistics.FeatureStatistics | None
+        Its summary statistics and distribution: ``store.feature_statistics(selected)``
+        (:meth:`~fskit.statistics.FeatureStatistics.chart` draws it).
 
     Examples
     --------
@@ -339,7 +223,7 @@ class RegistryExplorer(Panel):
         self.feature_details.value = f"<b>Feature <code>{html.escape(ref)}</code></b>" + _table(
             ["", ""], rows
         )
-        self.statistics = self._call("Profile feature", feature_statistics, self.store, ref)
+        self.statistics = self._call("Profile feature", self.store.feature_statistics, ref)
         if self.statistics is None:
             show(self.chart)
             return

@@ -1,8 +1,9 @@
 """``TrainingSetBuilder`` and ``TrainPanel``: from feature refs to a registered model.
 
-The builder's Build button is one call, ``store.get_historical_features``; the train panel's
-Train button is one call, ``fk.train`` (its ``progress`` callback drives the bar round by
-round), and its Register button is one call, ``TrainResult.register``.
+The builder's Build button is one call, ``store.get_historical_features`` (its ``progress``
+callback drives the bar view by view); the train panel's Train button is one call,
+``fk.train`` (its ``progress`` callback drives the bar round by round), and its Register
+button is one call, ``TrainResult.register``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class TrainingSetBuilder(Panel):
         The selected feature refs.
 
     The Build button makes one call: ``store.get_historical_features(rows, chosen,
-    as_known_at=...)``, where ``rows`` is ``entity_df`` restricted to the picked dates.
+    as_known_at=..., progress=...)``, where ``rows`` is ``entity_df`` restricted to the picked
+    dates; the progress bar counts the feature views joined.
     """
 
     result = Result(None, help="The last training set built (polars DataFrame).")
@@ -191,6 +193,9 @@ class TrainingSetBuilder(Panel):
             list(self._chosen),
             event_timestamp_column=self.timestamp_column,
             as_known_at=self.as_known_at.value,
+            progress=self._on_view,
+            # a step per view ("view:x", "view:y" share one); the callback's total corrects it
+            steps=len({ref.split(":")[0] for ref in self._chosen}),
         )
         if frame is None:
             return None
@@ -215,6 +220,9 @@ class TrainingSetBuilder(Panel):
         return frame
 
     # -- handlers --------------------------------------------------------------------------------
+    def _on_view(self, done: int, total: int, view_ref: str) -> None:
+        self._step(done, total, f"joined {view_ref} ({done}/{total} feature views)")
+
     def _on_search(self, change: dict[str, Any]) -> None:
         needle = (change["new"] or "").strip().lower()
         refs = _feature_refs(self.store)

@@ -155,3 +155,57 @@ def test_charts_build(store):
     scatter = report.scatter("amount_mean_30d", max_points=100).to_dict()
     assert len(scatter["layer"][0]["data"]["values"]) == 100
     assert scatter["layer"][1]["mark"]["type"] == "line"
+
+
+@pytest.fixture(scope="module")
+def fraud_store(tmp_path_factory):
+    store = fk.FeatureStore(tmp_path_factory.mktemp("fraud"))
+    store.apply(datasets.fraud_definitions(SAMPLE))
+    store.materialize(None, AT)
+    return store
+
+
+def test_compare_defaults_to_the_first_entities_of_the_features_view(fraud_store):
+    features = ["user_profile:age", "user_stats:avg_purchase_value"]
+    # the first 1000 distinct users of the first feature's view, in row order
+    expected = (
+        pl.read_parquet(SAMPLE / "users.parquet")
+        .select("user_id")
+        .drop_nulls()
+        .unique(maintain_order=True)
+        .head(skew.DEFAULT_ENTITIES)
+    )
+    rows = skew.default_entity_rows(fraud_store, features)
+    assert rows.equals(expected) and rows.height == 1000
+    assert skew.default_entity_rows(fraud_store, features, limit=5).equals(expected.head(5))
+
+    report = skew.compare(fraud_store, features=features, at=AT)
+    given = skew.compare(fraud_store, expected, features=features, at=AT)
+    assert report.features.equals(given.features) and report.pairs.equals(given.pairs)
+    assert report.features["n"].to_list() == [1000, 1000]
+    assert report.pairs["user_id"].unique(maintain_order=True).equals(expected["user_id"])
+    # None, given positionally, means the same
+    assert skew.compare(fraud_store, None, features=features, at=AT).features.equals(
+        report.features
+    )
+
+
+def test_default_entities_refuse_what_they_cannot_sample_in_plain_words(fraud_store):
+    with pytest.raises(fk.EntityFrameError, match=r"keyed by \[\('merchant_id',\), \('user_id'"):
+        skew.compare(fraud_store, features=["user_profile:age", "merchant_profile:category"])
+    with pytest.raises(fk.EntityFrameError, match="pass entity_rows= with every key"):
+        skew.default_entity_rows(fraud_store, ["merchant_profile:category", "user_profile:age"])
+    with pytest.raises(fk.DefinitionError, match="limit must be a positive int, got 0"):
+        skew.default_entity_rows(fraud_store, ["user_profile:age"], limit=0)
+    ratio = fk.OnDemandFeatureView(
+        name="ratio",
+        sources=["user_stats:avg_purchase_value"],
+        request_schema=[fk.Field("amount", pl.Float64)],
+        features={"amount_over_avg": pl.col("amount") / pl.col("avg_purchase_value")},
+    )
+    fraud_store.apply([ratio])
+    try:
+        with pytest.raises(fk.EntityFrameError, match=r"on-demand features \['ratio:amount_"):
+            skew.compare(fraud_store, features=["ratio:amount_over_avg"], at=AT)
+    finally:
+        fraud_store.apply([], objects_to_delete=[ratio])

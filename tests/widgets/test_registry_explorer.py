@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from fskit.widgets import RegistryExplorer, feature_statistics
+from fskit.widgets import RegistryExplorer, default_entity_rows, feature_statistics
 from fskit.widgets._base import output_text
+from polars.testing import assert_frame_equal
 
 import fskit as fk
 
@@ -34,7 +35,11 @@ def test_lists_entities_views_and_shows_a_features_facts(store):
     assert info["last_materialization"].startswith("ok, 1,000 rows, finished")
     assert "materialized up to 2026-03-02 00:00 UTC" in info["freshness"]
 
-    # the statistics are those of the view's source column
+    # the statistics are the core's (one store.feature_statistics call) ...
+    core = store.feature_statistics("user_stats:avg_purchase_value")
+    assert_frame_equal(explorer.statistics.summary, core.summary)
+    assert_frame_equal(explorer.statistics.distribution, core.distribution)
+    # ... those of the view's source column
     source = pl.read_parquet(store.get_feature_view("user_stats").source.path)
     column = source["avg_purchase_value"]
     stats = dict(explorer.statistics.summary.iter_rows())
@@ -100,7 +105,16 @@ def test_an_on_demand_feature_is_listed_and_explained_not_hidden(store):
             "Profile feature failed: 'amount_ratio@v1:amount_over_avg'"
         )
         assert "on-demand feature" in explorer.error_box.value
-        with pytest.raises(fk.FskitError, match="no stored column"):
-            feature_statistics(store, "amount_ratio:amount_over_avg")
+        with pytest.raises(fk.FeatureRefError, match="no stored column"):
+            store.feature_statistics("amount_ratio:amount_over_avg")
     finally:
         store.apply([], objects_to_delete=[ratio])
+
+
+def test_the_old_widget_helpers_warn_and_call_the_core(store):
+    with pytest.warns(DeprecationWarning, match=r"store.feature_statistics\(ref\)"):
+        old = feature_statistics(store, "user_profile:age")
+    assert old == store.feature_statistics("user_profile:age")
+    with pytest.warns(DeprecationWarning, match="fk.skew.default_entity_rows"):
+        rows = default_entity_rows(store, ["user_profile:age"], 10)
+    assert rows.equals(fk.skew.default_entity_rows(store, ["user_profile:age"], limit=10))

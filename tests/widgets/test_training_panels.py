@@ -32,8 +32,16 @@ def test_search_filters_features_and_keeps_the_picked_ones(store, entity_rows):
 def test_build_is_one_point_in_time_join_over_the_picked_dates(store, entity_rows, features):
     builder = TrainingSetBuilder(store, entity_rows, features=features)
     builder.start.value, builder.end.value = date(2026, 2, 1), date(2026, 2, 14)
+    bar, status = [], []
+    builder.progress.observe(lambda change: bar.append(change["new"]), "value")
+    builder.status.observe(lambda change: status.append(change["new"]), "value")
     builder.build_button.click()
     assert builder.error == ""
+    # the bar counted the views as the core joined them (get_historical_features' progress)
+    views = ["user_stats@v1", "user_profile@v1", "merchant_profile@v1"]
+    assert bar == [1, 2, 3] and builder.progress.max == 3 == builder.progress.value
+    for i, view in enumerate(views, start=1):
+        assert any(f"joined {view} ({i}/3 feature views)" in s for s in status), view
     rows = entity_rows.filter(
         pl.col("event_timestamp").dt.date().is_between(date(2026, 2, 1), date(2026, 2, 14))
     )
