@@ -12,9 +12,9 @@ Predict ("try it")  ``server.predict(entity)`` (``POST /predict``)
 Stop                ``server.stop()``
 ==================  ==============================================================
 
-The live readout polls the server's ``/metrics`` (and ``/v2/health/ready``) once a second in
-a background thread: requests, rows per second, mean latency over the last interval, and the
-rows each version served (so the canary share is visible in real traffic).
+The live readout polls ``server.stats()`` (the server's ``/metrics``) and ``server.health()``
+once a second in a background thread: requests, rows per second, mean latency over the last
+interval, and the rows each version served (so the canary share is visible in real traffic).
 
 What happens to the server when the notebook goes away
 ------------------------------------------------------
@@ -31,8 +31,8 @@ from __future__ import annotations
 import html
 import json
 import threading
-import time
 import urllib.request
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,7 @@ from ._base import (
 )
 
 if TYPE_CHECKING:
-    from fskit.serving import Deployment, ServerHandle
+    from fskit.serving import Deployment, ServerHandle, ServerStats
     from fskit.store import FeatureStore
 
 __all__ = ["DeployPanel", "metrics_readout"]
@@ -62,40 +62,31 @@ __all__ = ["DeployPanel", "metrics_readout"]
 def metrics_readout(
     model: str, now: dict[Any, float], before: dict[Any, float] | None, seconds: float
 ) -> dict[str, Any]:
-    """Requests, rows, throughput and latency from two ``parse_prometheus`` samples.
+    """Deprecated: use ``server.stats(since=earlier)`` (:class:`fskit.serving.ServerStats`).
 
-    ``rows_per_s`` and ``latency_ms`` (mean request latency) cover the interval between the
-    samples (``latency_ms`` is ``None`` when no request came in it; without ``before``, it is
-    the mean since the start and ``rows_per_s`` is ``None``); ``rows_by_version`` counts every
-    row served since the start, per ``"v<version> <route>"``.
-
-    .. note:: A pure helper the core lacks (``ServerHandle.stats()`` would be its home).
+    The panel's readout of two ``parse_prometheus`` samples taken ``seconds`` apart:
+    ``requests``, ``rows``, ``rows_per_s``, ``latency_ms`` (mean over the interval) and
+    ``rows_by_version`` (per ``"v<version> <route>"``), as ``ServerStats`` computes them.
     """
+    warnings.warn(
+        "fskit.widgets.metrics_readout moved to the core: call server.stats(since=earlier) "
+        "(or fk.serving.ServerStats.from_sample for parsed samples)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    stats = fk.serving.ServerStats
+    earlier = None if before is None else stats.from_sample(model, before, at=0.0)
+    return _readout(stats.from_sample(model, now, at=seconds, since=earlier))
 
-    def total(name: str, sample: dict[Any, float] | None) -> tuple[float, dict[str, float]]:
-        per: dict[str, float] = {}
-        for (metric, labels), value in (sample or {}).items():
-            tags = dict(labels)
-            if metric == name and tags.get("model") == model:
-                key = f"v{tags.get('version')} {tags.get('route')}"
-                per[key] = per.get(key, 0.0) + value
-        return sum(per.values()), per
 
-    rows, by_version = total("fskit_predictions_total", now)
-    requests, _ = total("fskit_request_duration_seconds_count", now)
-    latency_sum, _ = total("fskit_request_duration_seconds_sum", now)
-    rows_0, _ = total("fskit_predictions_total", before)
-    requests_0, _ = total("fskit_request_duration_seconds_count", before)
-    latency_sum_0, _ = total("fskit_request_duration_seconds_sum", before)
-    new_requests = requests - requests_0
+def _readout(stats: ServerStats) -> dict[str, Any]:
+    """The panel's readout of a :class:`fskit.serving.ServerStats`."""
     return {
-        "requests": int(requests),
-        "rows": int(rows),
-        "rows_per_s": (rows - rows_0) / seconds if before is not None and seconds > 0 else None,
-        "latency_ms": (
-            1000 * (latency_sum - latency_sum_0) / new_requests if new_requests > 0 else None
-        ),
-        "rows_by_version": {k: int(v) for k, v in sorted(by_version.items())},
+        "requests": stats.requests,
+        "rows": stats.rows,
+        "rows_per_s": stats.rows_per_s,
+        "latency_ms": stats.latency_ms,
+        "rows_by_version": dict(stats.rows_by_route),
     }
 
 
@@ -148,7 +139,8 @@ class DeployPanel(Panel):
     answer : dict | None
         The JSON answer of the last "try it" prediction.
     readout : dict | None
-        The last live readout (see :func:`metrics_readout`), plus ``ready``.
+        The last live readout, from ``server.stats()``: ``requests``, ``rows``, ``rows_per_s``,
+        ``latency_ms``, ``rows_by_version``, plus ``ready``.
     """
 
     server = Result(None, help="The running ServerHandle, or None.")
@@ -175,7 +167,7 @@ class DeployPanel(Panel):
         self._stop_polling = threading.Event()
         self._polled = threading.Condition()
         self._polls = 0
-        self._last_sample: tuple[float, dict[Any, float]] | None = None
+        self._last_stats: ServerStats | None = None
         self._syncing = False
 
         self.model = widgets.Dropdown(description="model")
@@ -359,7 +351,7 @@ class DeployPanel(Panel):
             return None
         try:
             health = server.health()
-            sample = fk.serving.parse_prometheus(server.metrics()) if health["live"] else None
+            stats = server.stats(since=self._last_stats) if health["live"] else None
         except Exception as exc:  # shown in the readout line (the panel's actions are unaffected)
             self.readout = {"ready": False, "error": plain_error(exc)}
             self.readout_box.value = (
@@ -367,19 +359,12 @@ class DeployPanel(Panel):
                 f"{html.escape(plain_error(exc))}</span>"
             )
             return self.readout
-        if sample is None:
+        if stats is None:
             readout: dict[str, Any] = {"ready": False, "error": "server not answering"}
         else:
-            now = time.monotonic()
-            before = self._last_sample
-            readout = metrics_readout(
-                server.model,
-                sample,
-                None if before is None else before[1],
-                0.0 if before is None else now - before[0],
-            )
+            readout = _readout(stats)
             readout["ready"] = bool(health.get("ready"))
-            self._last_sample = (now, sample)
+            self._last_stats = stats
         self.readout = readout
         self.readout_box.value = _readout_html(readout)
         with self._polled:
@@ -430,7 +415,7 @@ class DeployPanel(Panel):
         }
         self.inputs_box.children = list(self.inputs.values())
         self.predict_button.disabled = False
-        self._last_sample = None
+        self._last_stats = None
         self.refresh_readout()
         if self.live:
             self._stop_polling = threading.Event()

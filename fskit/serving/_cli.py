@@ -2,11 +2,12 @@
 
 ::
 
-    fskit serve    --repo R --model M [--host H] [--port P] [--workers N] [--token T] ...
-    fskit deploy   --repo R --model M --version V [--share 0.1] [--shadow]
+    fskit serve    --repo R --model M [--version V] [--host H] [--port P] [--workers N] ...
+    fskit deploy   --repo R --model M --version V [--share 0.1] [--shadow] [--as-stable]
     fskit promote  --repo R --model M [--version V]
     fskit rollback --repo R --model M
     fskit status   --repo R --model M
+    fskit history  --repo R --model M
 
 ``python -m fskit.serving`` is ``fskit serve`` (it is what :func:`fskit.serving.serve` runs).
 """
@@ -32,6 +33,13 @@ def _duration(text: str) -> float:
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", default="feature_repo", help="feature repo directory")
     parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument(
+        "--version",
+        type=int,
+        default=None,
+        help="serve this version: stable if the model was never deployed (default: the "
+        "latest); refused if another version is stable (use 'fskit promote' for that)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (0: a free one)")
     parser.add_argument("--workers", type=int, default=1, help="server processes on the port")
@@ -89,6 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
         port_file=args.port_file,
         exit_with_parent=args.exit_with_parent,
         log_level=args.log_level,
+        version=args.version,
     )
 
 
@@ -102,7 +111,14 @@ def _deploy(args: argparse.Namespace) -> int:
     from fskit.serving._state import deploy
 
     return _print_state(
-        deploy(args.repo, args.model, args.version, share=args.share, shadow=args.shadow)
+        deploy(
+            args.repo,
+            args.model,
+            args.version,
+            share=args.share,
+            shadow=args.shadow,
+            as_stable=args.as_stable,
+        )
     )
 
 
@@ -124,8 +140,30 @@ def _status(args: argparse.Namespace) -> int:
     return _print_state(status(args.repo, args.model))
 
 
+def _history(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from fskit.serving._state import history
+
+    events = history(args.repo, args.model)
+    if events.is_empty():
+        print(f"{args.model}: never deployed (no deployment events)")
+        return 0
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        fmt_str_lengths=120,
+        tbl_width_chars=240,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_hide_dtype_separator=True,
+    ):
+        print(events)
+    return 0
+
+
 def add_serve_commands(subparsers: Any) -> None:
-    """Add ``serve``, ``deploy``, ``promote``, ``rollback`` and ``status`` to ``fskit``."""
+    """Add ``serve``, ``deploy``, ``promote``, ``rollback``, ``status``, ``history`` to ``fskit``."""
     serve = subparsers.add_parser("serve", help="run a model server (uvicorn) in the foreground")
     add_server_arguments(serve)
     serve.set_defaults(func=_serve)
@@ -140,6 +178,11 @@ def add_serve_commands(subparsers: Any) -> None:
     deploy.add_argument("--version", type=int, required=True)
     deploy.add_argument("--share", type=float, default=None, help="canary share, default 0.1")
     deploy.add_argument("--shadow", action="store_true", help="score but do not answer")
+    deploy.add_argument(
+        "--as-stable",
+        action="store_true",
+        help="make the version stable at once, for every entity (like promote --version)",
+    )
     deploy.set_defaults(func=_deploy)
     promote = model_parser("promote", "make the canary (or --version) the stable version")
     promote.add_argument("--version", type=int, default=None)
@@ -148,6 +191,7 @@ def add_serve_commands(subparsers: Any) -> None:
         func=_rollback
     )
     model_parser("status", "show a model's deployment").set_defaults(func=_status)
+    model_parser("history", "show every deployment change of a model").set_defaults(func=_history)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,8 @@ replica sharing the repo, without a restart.
 
 ``history`` is the stack of fully promoted versions, oldest first; ``stable`` is its top, and
 the one beneath (``previous_stable``) stays loaded in every worker so that ``rollback`` is
-instant. Every change is also appended to ``<repo>/serving/<model>.events.jsonl``.
+instant. Every change is also appended to ``<repo>/serving/<model>.events.jsonl``, one JSON
+line with the action and the state it produced; :func:`history` reads it as a frame.
 
 Routing is sticky: an entity key always lands in the same bucket in ``[0, 1)`` (BLAKE2b of
 the model name and the encoded key, not Python's salted ``hash``), and goes to the canary
@@ -33,16 +34,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fskit.serving._errors import DeploymentError
+import polars as pl
+
+from fskit.serving._errors import DeploymentError, ServingError
 from fskit.serving._models import check_model_name, model_registry
 
 if TYPE_CHECKING:
     from fskit.store import FeatureStore
 
-__all__ = ["Deployment", "bucket", "deploy", "promote", "rollback", "status"]
+__all__ = ["Deployment", "bucket", "deploy", "history", "promote", "rollback", "status"]
 
 SERVING_DIR = "serving"
 _SCALE = float(1 << 64)
+
+#: The columns of :func:`history`, one row per deployment change.
+HISTORY_SCHEMA = pl.Schema(
+    {
+        "time": pl.Datetime("us", "UTC"),
+        "action": pl.String,
+        "stable": pl.Int64,
+        "canary": pl.Int64,
+        "canary_share": pl.Float64,
+        "shadow": pl.Boolean,
+        "previous_stable": pl.Int64,
+        "history": pl.List(pl.Int64),
+    }
+)
 
 
 def bucket(model: str, key: bytes) -> float:
@@ -120,6 +137,10 @@ def state_path(repo_path: Path, model: str) -> Path:
     return Path(repo_path) / SERVING_DIR / f"{check_model_name(model)}.json"
 
 
+def events_path(repo_path: Path, model: str) -> Path:
+    return state_path(repo_path, model).with_suffix(".events.jsonl")
+
+
 def read_state(repo_path: Path, model: str) -> Deployment:
     """The deployment of ``model`` (``stable=None`` when it was never deployed)."""
     path = state_path(repo_path, model)
@@ -152,7 +173,7 @@ def _write(repo_path: Path, state: Deployment, action: str) -> Deployment:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     event = {"time": state.updated_at, "action": action, **state.to_dict()}
-    with open(path.with_suffix(".events.jsonl"), "a") as fh:
+    with open(events_path(repo_path, state.model), "a") as fh:
         fh.write(json.dumps(event) + "\n")
     return state
 
@@ -180,6 +201,83 @@ def status(store: FeatureStore | str | os.PathLike[str], model: str) -> Deployme
     return read_state(repo, check_model_name(model))
 
 
+def history(store: FeatureStore | str | os.PathLike[str], model: str) -> pl.DataFrame:
+    """Every deployment change of ``model``, oldest first: what was done and what it produced.
+
+    One row per ``deploy``, ``promote``, ``rollback`` (from Python, the CLI or a server's
+    ``/deployment`` endpoints) and per first ``serve``, read from the append-only
+    ``<repo>/serving/<model>.events.jsonl``.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``time`` (UTC), ``action`` (what happened, e.g. ``"deploy v2 as canary on 10%"``),
+        then the state it produced: ``stable``, ``canary``, ``canary_share``, ``shadow``,
+        ``previous_stable`` and ``history`` (the stack of promoted versions). No rows, with
+        the same columns, when the model was never deployed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import fskit as fk
+    >>> store = fk.FeatureStore(tempfile.mkdtemp())
+    >>> events = history(store, "fraud")  # never deployed: no rows, the same columns
+    >>> events.height
+    0
+    >>> events.columns
+    ['time', 'action', 'stable', 'canary', 'canary_share', 'shadow', 'previous_stable', 'history']
+
+    Each row says what was done, when, and the deployment it left (a canary tried, promoted,
+    then rolled back):
+
+    >>> history(store, "fraud").select("time", "action", "stable", "canary")  # doctest: +SKIP
+    shape: (4, 4)
+    ┌─────────────────────────────┬────────────────────────────┬────────┬────────┐
+    │ time                        ┆ action                     ┆ stable ┆ canary │
+    │ ---                         ┆ ---                        ┆ ---    ┆ ---    │
+    │ datetime[μs, UTC]           ┆ str                        ┆ i64    ┆ i64    │
+    ╞═════════════════════════════╪════════════════════════════╪════════╪════════╡
+    │ 2026-03-01 12:00:34.434 UTC ┆ deploy v1 as stable        ┆ 1      ┆ null   │
+    │ 2026-03-01 12:10:39.196 UTC ┆ deploy v2 as canary on 25% ┆ 1      ┆ 2      │
+    │ 2026-03-01 12:30:39.205 UTC ┆ promote v2                 ┆ 2      ┆ null   │
+    │ 2026-03-01 12:45:39.208 UTC ┆ rollback v2 to v1          ┆ 1      ┆ null   │
+    └─────────────────────────────┴────────────────────────────┴────────┴────────┘
+    """
+    repo, _ = _repo(store)
+    path = events_path(repo, check_model_name(model))
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return pl.DataFrame(schema=HISTORY_SCHEMA)
+    lines = text.split("\n")
+    rows = []
+    # the last piece is "" after the final newline, or an append still in progress: skip it
+    for number, line in enumerate(lines[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+            rows.append(
+                {
+                    "time": datetime.fromisoformat(event["time"]),
+                    "action": event["action"],
+                    "stable": event.get("stable"),
+                    "canary": event.get("canary"),
+                    "canary_share": float(event.get("canary_share") or 0.0),
+                    "shadow": bool(event.get("shadow", False)),
+                    "previous_stable": event.get("previous_stable"),
+                    "history": list(event.get("history") or ()),
+                }
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServingError(
+                f"line {number} of the deployment history {str(path)!r} is not a deployment "
+                f"event ({type(exc).__name__}: {exc}); the file is appended to by deploy, "
+                "promote and rollback: restore it from a backup or delete that line"
+            ) from None
+    return pl.DataFrame(rows, schema=HISTORY_SCHEMA)
+
+
 def deploy(
     store: FeatureStore | str | os.PathLike[str],
     model: str,
@@ -187,6 +285,7 @@ def deploy(
     *,
     share: float | None = None,
     shadow: bool = False,
+    as_stable: bool = False,
 ) -> Deployment:
     """Deploy ``version`` of ``model``: as stable if nothing serves yet, else as the canary.
 
@@ -198,12 +297,26 @@ def deploy(
     shadow
         The canary scores its share of traffic, but only the stable answers are returned;
         the canary's answers go to the prediction log.
+    as_stable
+        Make ``version`` the stable version at once, for every entity, like
+        ``promote(store, model, version=version)``: the old stable becomes
+        ``previous_stable`` (an instant :func:`rollback` returns to it) and a canary is
+        dropped. Refused together with ``share`` or ``shadow``, and when ``version`` is
+        already stable.
 
     The version is loaded once here, so a model whose feature views changed is refused
     before any server sees it. Running servers pick the change up on their next request.
     """
     repo, store = _repo(store)
     check_model_name(model)
+    if not isinstance(as_stable, bool):
+        raise DeploymentError(f"as_stable must be True or False, got {as_stable!r}")
+    if as_stable and (share is not None or shadow):
+        raise DeploymentError(
+            f"deploy(as_stable=True) makes v{version} of {model!r} stable for every entity, so "
+            f"the canary options do not apply (got share={share!r}, shadow={shadow!r}): drop "
+            "share= and shadow=, or drop as_stable=True to deploy it as a canary"
+        )
     version = _check_version(store, model, version)
     if share is None:
         share = 1.0 if shadow else 0.1
@@ -219,6 +332,19 @@ def deploy(
                 f"model {model!r} v{version} is already the stable version; deploy another "
                 "version as the canary, or rollback"
             )
+        if as_stable:
+            new = replace(
+                state,
+                stable=version,
+                canary=None,
+                canary_share=0.0,
+                shadow=False,
+                history=(*state.history, version),
+            )
+            action = f"deploy v{version} as stable, replacing v{state.stable}"
+            if state.canary is not None and state.canary != version:
+                action += f"; canary v{state.canary} dropped"
+            return _write(repo, new, action)
         new = replace(state, canary=version, canary_share=float(share), shadow=bool(shadow))
         mode = "shadow" if shadow else "canary"
         return _write(repo, new, f"deploy v{version} as {mode} on {share:.0%}")
@@ -274,16 +400,35 @@ def rollback(store: FeatureStore | str | os.PathLike[str], model: str) -> Deploy
         return _write(repo, new, f"rollback v{state.stable} to v{state.previous_stable}")
 
 
-def ensure_deployed(store: FeatureStore, model: str) -> Deployment:
-    """The deployment of ``model``; the latest registered version becomes stable if none."""
+def ensure_deployed(store: FeatureStore, model: str, version: int | None = None) -> Deployment:
+    """The deployment of ``model``, deploying it first if it never was (what a server runs).
+
+    A model never deployed gets ``version`` as its stable version (default: the latest
+    registered one). With ``version`` given and another version already stable, raise
+    :class:`DeploymentError` and change nothing: starting a server must not change what the
+    running servers of the model answer.
+    """
     repo = store.repo_path
+    if version is not None:
+        version = _check_version(store, model, version)
     with _locked(repo, model):
         state = read_state(repo, model)
         if state.stable is not None:
-            return state
-        latest = model_registry(store).get(model)
-        version = int(latest.version)
-        return _write(repo, replace(state, stable=version, history=(version,)), "serve latest")
+            if version is None or version == state.stable:
+                return state
+            raise DeploymentError(
+                f"model {model!r} is serving v{state.stable} as its stable version, so serving "
+                f"version={version} would change the answers of every running server of it. To "
+                f"make v{version} stable, call fk.serving.promote(store, {model!r}, "
+                f"version={version}) or fk.serving.deploy(store, {model!r}, {version}, "
+                f"as_stable=True) (shell: fskit promote --model {model} --version {version}), "
+                f"or deploy it as a canary first; then serve without version="
+            )
+        if version is None:
+            version, action = int(model_registry(store).get(model).version), "serve latest"
+        else:
+            action = f"serve v{version}"
+        return _write(repo, replace(state, stable=version, history=(version,)), action)
 
 
 class StateWatcher:

@@ -29,7 +29,19 @@ FEATURES = [
     "user_profile:age",
     "user_profile:country",
 ]
-MODELS = ("fraud", "canary", "shadow", "schema", "stream", "cli")
+MODELS = (
+    "fraud",
+    "canary",
+    "shadow",
+    "schema",
+    "stream",
+    "cli",
+    "switch",
+    "history",
+    "cli_history",
+)
+#: registered (v1 and v2) but never deployed: the first ``serve`` or ``deploy`` decides
+NEVER_DEPLOYED = ("fresh", "fresh_cli")
 #: an on-demand feature: request field over an online feature, computed by the view's own code
 RATIO = "amount_ratio:amount_ratio"
 
@@ -98,7 +110,7 @@ def _world(data: Path, now: datetime) -> pl.DataFrame:
 
 
 def build_repo(root: Path) -> fk.FeatureStore:
-    """Definitions, materialized online store and two model versions per name in ``MODELS``."""
+    """Definitions, online store, two model versions per name in ``MODELS`` and ``NEVER_DEPLOYED``."""
     from fskit.training import train
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -139,5 +151,9 @@ def build_repo(root: Path) -> fk.FeatureStore:
         for result in results:
             result.register(name)
         deploy(store, name, 1)  # v1 stable; v2 is there to be a canary
+    results[0].register("switch")  # v3: a canary that is not the version made stable
+    for name in NEVER_DEPLOYED:
+        for result in results:
+            result.register(name)
     store.close()
     return store

@@ -1,4 +1,5 @@
-"""Canary routing, promote and rollback across two workers, shadow mode, and the CLI."""
+"""Canary routing, promote and rollback across two workers, shadow mode, deploy(as_stable=),
+serve(version=), and the CLI."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import urllib.request
 
 import pytest
 
+from fskit.models import ModelNotFoundError
 from fskit.serving import (
     DeploymentError,
     deploy,
+    history,
     parse_prometheus,
     promote,
     read_prediction_log,
     rollback,
+    serve,
     status,
 )
 from fskit.serving._cli import add_serve_commands
@@ -26,6 +30,19 @@ USERS = list(range(2000))
 def _routes(server, users):
     body = server.predict([{"user_id": u, "amount": 10.0} for u in users])
     return [(p["version"], p["route"]) for p in body["predictions"]]
+
+
+def _written(repo, model):
+    """The bytes of a model's deployment file and its events log: a refusal changes neither."""
+    return tuple(
+        (repo / "serving" / f"{model}{suffix}").read_bytes()
+        for suffix in (".json", ".events.jsonl")
+    )
+
+
+def _server_logs(repo):
+    """Every server log file and its size: a launched server creates or grows one."""
+    return {p.name: p.stat().st_size for p in (repo / "serving" / "logs").glob("*.log")}
 
 
 def _admin(server, action, body=None):
@@ -156,3 +173,101 @@ def test_cli_deploy_promote_rollback_status(repo, capsys):
         "promote v2",
         "rollback v2 to v1",
     ]
+
+
+def test_deploy_as_stable_switches_at_once_keeps_rollback_and_drops_the_canary(store, repo):
+    assert deploy(store, "switch", 3, share=0.5).canary == 3
+    written = _written(repo, "switch")
+    with pytest.raises(DeploymentError, match=r"share=0\.5.*drop share= and shadow=, or drop"):
+        deploy(store, "switch", 2, share=0.5, as_stable=True)
+    with pytest.raises(DeploymentError, match=r"shadow=True.*or drop as_stable=True"):
+        deploy(store, "switch", 2, shadow=True, as_stable=True)
+    with pytest.raises(DeploymentError, match="v1 is already the stable version"):
+        deploy(store, "switch", 1, as_stable=True)
+    with pytest.raises(ModelNotFoundError):
+        deploy(store, "switch", 99, as_stable=True)
+    with pytest.raises(DeploymentError, match="as_stable must be True or False, got 'yes'"):
+        deploy(store, "switch", 2, as_stable="yes")
+    assert _written(repo, "switch") == written  # no refusal wrote a byte
+
+    state = deploy(store, "switch", 2, as_stable=True)
+    assert (state.stable, state.canary, state.canary_share, state.shadow) == (2, None, 0.0, False)
+    assert (state.history, state.previous_stable) == ((1, 2), 1)
+    assert status(store, "switch") == state
+    assert (
+        history(store, "switch")["action"][-1]
+        == "deploy v2 as stable, replacing v1; canary v3 dropped"
+    )
+
+    state = rollback(store, "switch")  # the old stable was kept for this
+    assert (state.stable, state.history) == (1, (1,))
+
+    deploy(store, "switch", 2, share=0.2)  # the canary itself, made stable: a promotion
+    state = deploy(store, "switch", 2, as_stable=True)
+    assert (state.stable, state.canary, state.history) == (2, None, (1, 2))
+    assert history(store, "switch")["action"][-1] == "deploy v2 as stable, replacing v1"
+
+
+def test_serve_version_picks_the_first_stable_and_never_switches_running_servers(
+    store, repo, servers
+):
+    assert status(store, "fresh").stable is None  # never deployed; v2 is the latest
+    first = servers(store, "fresh", version=1)
+    assert _routes(first, [1, 2, 3]) == [(1, "stable")] * 3
+    assert history(store, "fresh")["action"].to_list() == ["serve v1"]
+    assert status(store, "fresh").history == (1,)
+
+    written, logs = _written(repo, "fresh"), _server_logs(repo)
+    with pytest.raises(DeploymentError) as refused:  # the child's refusal would be a ServingError
+        serve(store, "fresh", version=2)
+    message = str(refused.value)
+    assert "'fresh' is serving v1" in message
+    assert "fk.serving.promote(store, 'fresh', version=2)" in message
+    assert "fk.serving.deploy(store, 'fresh', 2, as_stable=True)" in message
+    with pytest.raises(ModelNotFoundError):
+        serve(store, "fresh", version=99)
+    with pytest.raises(DeploymentError, match="version must be an int >= 1, got '2'"):
+        serve(store, "fresh", version="2")
+    assert _written(repo, "fresh") == written
+    assert _server_logs(repo) == logs  # no server process was launched
+    assert _routes(first, [1, 2, 3]) == [(1, "stable")] * 3
+
+    second = servers(store, "fresh", version=1)  # the stable version: fine, nothing written
+    assert _routes(second, [4]) == [(1, "stable")]
+    assert _written(repo, "fresh") == written
+
+    deploy(store, "fresh", 2, as_stable=True)  # what the refusal said to do: both follow at once
+    for server in (first, second):
+        assert set(_routes(server, USERS[:20])) == {(2, "stable")}
+    rollback(store, "fresh")
+    for server in (first, second):
+        assert set(_routes(server, USERS[:20])) == {(1, "stable")}
+
+
+def test_cli_deploy_as_stable_and_history(repo, capsys):
+    parser = argparse.ArgumentParser(prog="fskit")
+    add_serve_commands(parser.add_subparsers(dest="command", required=True))
+
+    def cli(*argv):
+        args = parser.parse_args(argv)
+        assert args.func(args) == 0
+        return capsys.readouterr().out
+
+    where = ("--repo", str(repo), "--model", "cli_history")
+    assert "cli_history: stable v2 (rollback to v1)" in cli(
+        "deploy", *where, "--version", "2", "--as-stable"
+    )
+    assert status(repo, "cli_history").history == (1, 2)
+    table = cli("history", *where)
+    lines = table.splitlines()
+    assert "time" in lines[1] and "action" in lines[1] and "previous_stable" in lines[1]
+    rows = [line for line in lines if " UTC ┆ " in line]
+    assert len(rows) == 2
+    assert "deploy v1 as stable" in rows[0]
+    assert "deploy v2 as stable, replacing v1" in rows[1] and "[1, 2]" in rows[1]
+    assert cli("history", "--repo", str(repo), "--model", "nobody") == (
+        "nobody: never deployed (no deployment events)\n"
+    )
+    args = parser.parse_args(["deploy", *where, "--version", "1", "--as-stable", "--share", "0.5"])
+    with pytest.raises(DeploymentError, match="drop share= and shadow="):
+        args.func(args)

@@ -143,3 +143,47 @@ def test_python_dash_m_fskit_serving_is_the_cli_server(repo):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
+
+
+def test_cli_serve_version_deploys_a_model_never_deployed_with_that_version(repo):
+    assert fk.serving.status(repo, "fresh_cli").stable is None  # v2 is the latest
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fskit.serving", "--repo", str(repo), "--model", "fresh_cli",
+         "--version", "1", "--port", "0", "--log-level", "warning"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        assert "(fresh_cli: stable v1)" in line, line
+        url = line.rsplit(" at ", 1)[1].split()[0]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if call(url + "/v2/health/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, line
+            time.sleep(0.05)
+        status, _, body = call(url + "/predict", {"entities": [{"user_id": 2, "amount": 3.0}]})
+        assert (status, body["predictions"][0]["version"]) == (200, 1)
+        assert fk.serving.history(repo, "fresh_cli")["action"].to_list() == ["serve v1"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+
+
+def test_cli_serve_version_refuses_to_switch_a_served_model_before_listening(repo):
+    written = [(repo / "serving" / f"fraud{s}").read_bytes() for s in (".json", ".events.jsonl")]
+    done = subprocess.run(
+        [sys.executable, "-m", "fskit.serving", "--repo", str(repo), "--model", "fraud",
+         "--version", "2", "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""  # it never said it was serving
+    assert done.stderr.startswith("fskit serve: error: model 'fraud' is serving v1")
+    assert "fskit promote --model fraud --version 2" in done.stderr
+    assert [(repo / "serving" / f"fraud{s}").read_bytes() for s in (".json", ".events.jsonl")] == (
+        written
+    )

@@ -225,9 +225,11 @@ def test_metrics_readout_from_two_samples():
             (("model", "m"), ("version", "2"), ("route", "canary")),
         )
     ] = 0.01
-    r = metrics_readout("m", now, before, 2.0)
+    with pytest.warns(DeprecationWarning, match=r"server.stats\(since=earlier\)"):
+        r = metrics_readout("m", now, before, 2.0)
     assert (r["requests"], r["rows"], r["rows_per_s"]) == (7, 14, 2.0)
     assert r["latency_ms"] == pytest.approx(5.0)
     assert r["rows_by_version"] == {"v1 stable": 10, "v2 canary": 4}
-    first = metrics_readout("m", now, None, 0.0)  # no earlier sample: means since the start
+    with pytest.warns(DeprecationWarning):
+        first = metrics_readout("m", now, None, 0.0)  # no earlier sample: means since the start
     assert first["rows_per_s"] is None and first["latency_ms"] == pytest.approx(60 / 7)
