@@ -24,6 +24,7 @@ wrong types, 503 online store down (with ``on_unavailable="error"``) or model no
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -105,6 +106,91 @@ def _server_timing(timings: dict[str, float]) -> str:
     return ", ".join(f"{k};dur={v * 1000:.3f}" for k, v in timings.items())
 
 
+class _Batcher:
+    """Dynamic batching without waiting: the ``/predict`` requests that are in the event loop
+    at the same moment are scored together by :meth:`Predictor.predict_many`.
+
+    A handler queues its (checked) payload and awaits a future; the first one in schedules
+    :meth:`run` with ``call_soon``, which runs once every request already received has queued
+    itself. Alone (light load) a request is scored at once, as before; under load, the
+    requests of one loop turn share one online read and one model call, so the fixed cost of
+    each is paid once per batch (the way Triton's dynamic batcher works, with no delay
+    window). A request with bad entities fails alone; requests pinning a version or asking
+    for features are batched only with their like.
+    """
+
+    MAX_ROWS = 1024  # a batch stops growing past this many rows
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.pending: dict[tuple[int | None, bool], list[tuple[Any, str | None, Any]]] = {}
+        self.scheduled = False
+
+    def submit(
+        self, entities: Any, request_id: str | None, *, version: int | None, return_features: bool
+    ) -> Awaitable[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.setdefault((version, return_features), []).append(
+            (entities, request_id, future)
+        )
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self.run)
+        return future
+
+    def run(self) -> None:
+        self.scheduled = False
+        pending, self.pending = self.pending, {}
+        for (version, return_features), items in pending.items():
+            batch: list[tuple[Any, str | None, Any]] = []
+            rows = 0
+            for item in items:
+                size = _row_count(item[0])
+                if batch and rows + size > self.MAX_ROWS:
+                    self._score(batch, version, return_features)
+                    batch, rows = [], 0
+                batch.append(item)
+                rows += size
+            self._score(batch, version, return_features)
+
+    def _score(
+        self, batch: list[tuple[Any, str | None, Any]], version: int | None, return_features: bool
+    ) -> None:
+        live = [item for item in batch if not item[2].done()]  # a client may have gone
+        if not live:
+            return
+        metrics = self.predictor.metrics
+        if metrics is not None:
+            metrics.inc("fskit_batches_total", model=self.predictor.model)
+            metrics.inc("fskit_batched_requests_total", len(live), model=self.predictor.model)
+        try:
+            results = self.predictor.predict_many(
+                [(entities, request_id) for entities, request_id, _ in live],
+                version=version,
+                return_features=return_features,
+            )
+        except Exception as exc:  # noqa: BLE001 - one cause for every request of the batch
+            for *_, future in live:
+                future.set_exception(exc)
+            return
+        for (*_, future), result in zip(live, results, strict=True):
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+def _row_count(entities: Any) -> int:
+    """How many rows a request's entities hold, roughly (for the batch size cap)."""
+    if isinstance(entities, list):
+        return len(entities)
+    if isinstance(entities, dict):
+        first = next(iter(entities.values()), None)
+        return len(first) if isinstance(first, list) else 1
+    return 1
+
+
 class _Server:
     """One worker's state: the store, the predictor, metrics and the prediction log."""
 
@@ -137,6 +223,7 @@ class _Server:
             batch_scores=options.batch_scores,
             batch_max_age=None if max_age is None else timedelta(seconds=max_age),
         )
+        self.batcher = _Batcher(self.predictor)
 
     # -- plumbing ----------------------------------------------------------------------------
     def check_auth(self, request: Request) -> None:
@@ -264,11 +351,8 @@ class _Server:
             raise RequestError(
                 f"request_id must be a string, got {request_id!r}", code="wrong_type"
             )
-        result = self.predictor.predict(
-            payload["entities"],
-            version=version,
-            request_id=request_id,
-            return_features=return_features,
+        result = await self.batcher.submit(
+            payload["entities"], request_id, version=version, return_features=return_features
         )
         timings = dict(result.timings)
         timings["total"] = time.perf_counter() - started

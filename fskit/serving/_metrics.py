@@ -12,6 +12,8 @@ Metrics (``model``, ``version`` and ``route`` labels on the per-version ones)::
     fskit_errors_total{model,version,kind}              failed requests by kind
     fskit_degraded_predictions_total{model,version}     rows answered with defaults
     fskit_http_requests_total{endpoint,code}            every HTTP request
+    fskit_batches_total{model}                          /predict batches scored together
+    fskit_batched_requests_total{model}                 requests in them (ratio: mean batch)
     fskit_deployment_info{model,stable,canary,...}      the deployment a worker serves (gauge)
 """
 
@@ -42,6 +44,8 @@ HELP = {
         "Rows answered with defaults because the online store was unavailable.",
     ),
     "fskit_http_requests_total": ("counter", "HTTP requests per endpoint and status code."),
+    "fskit_batches_total": ("counter", "Scoring batches of /predict requests (dynamic batching)."),
+    "fskit_batched_requests_total": ("counter", "/predict requests scored in those batches."),
     "fskit_deployment_info": ("gauge", "The deployment this server serves (value 1)."),
 }
 

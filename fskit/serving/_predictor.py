@@ -484,7 +484,7 @@ class Predictor:
             with contextlib.suppress(Exception):
                 self._score_group(
                     spec, {k: [v] for k, v in row.items()}, [0], ["warm"], [None],
-                    {"features": 0.0, "transforms": 0.0, "model": 0.0}, "warm", False, log=False,
+                    {"features": 0.0, "transforms": 0.0, "model": 0.0}, ["warm"], False, log=False,
                 )  # fmt: skip
 
     def load(self, version: int) -> ModelSpec:
@@ -546,6 +546,29 @@ class Predictor:
         route: str | None = None,
     ) -> Prediction:
         """Score ``entities`` (see :func:`parse_entities`); the body of a ``/predict`` answer."""
+        (result,) = self.predict_many(
+            [(entities, request_id)], version=version, return_features=return_features, route=route
+        )
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def predict_many(
+        self,
+        requests: Sequence[tuple[Any, str | None]],
+        *,
+        version: int | None = None,
+        return_features: bool = False,
+        route: str | None = None,
+    ) -> list[Prediction | RequestError]:
+        """Score several requests ``(entities, request_id)`` together: one online read and one
+        model call per version for all their rows (the server's dynamic batching).
+
+        Each request is checked on its own: one with bad entities gets its
+        :class:`RequestError` in its place and the others are scored. Errors that concern
+        them all (model not deployed, store unavailable) are raised. Every answer carries the
+        timing breakdown of the whole batch.
+        """
         started = time.perf_counter()
         state = self.refresh()
         stable = self._spec(state, version)  # raises when not deployed / unknown version
@@ -554,8 +577,29 @@ class Predictor:
             canary = self.specs.get(state.canary)  # a canary that failed to load gets no traffic
         active = [stable.version] + ([canary.version] if canary else [])
         required, kinds = self.required_inputs(active)
-        columns, n = parse_entities(entities, required, kinds)
-        request_id = request_id or f"{self._id_prefix}{next(self._ids):016x}"
+
+        out: list[Prediction | RequestError] = []
+        spans: list[tuple[int, int, str]] = []  # (first row, row count, request id) per request
+        parsed: list[dict[str, list[Any]]] = []
+        n = 0
+        for entities, request_id in requests:
+            try:
+                cols, rows = parse_entities(entities, required, kinds)
+            except RequestError as exc:
+                out.append(exc)
+                continue
+            out.append(None)  # type: ignore[arg-type]  # filled in below
+            parsed.append(cols)
+            spans.append((n, rows, request_id or f"{self._id_prefix}{next(self._ids):016x}"))
+            n += rows
+        if not spans:
+            return out
+        columns = (
+            parsed[0]
+            if len(parsed) == 1
+            else {k: [v for cols in parsed for v in cols[k]] for k in required}
+        )
+        row_ids = [rid for first, rows, rid in spans for _ in range(rows)]
 
         routes = [route or ("pinned" if version is not None else "stable")] * n
         versions = [stable] * n
@@ -583,7 +627,7 @@ class Predictor:
             for v, rows in groups.items():
                 spec = self.specs[v]
                 self._score_group(
-                    spec, columns, rows, routes, results, timings, request_id, return_features
+                    spec, columns, rows, routes, results, timings, row_ids, return_features
                 )
         except StoreUnavailableError:
             if self.metrics:
@@ -595,16 +639,15 @@ class Predictor:
 
         total = time.perf_counter() - started
         timings["total"] = total
-        body = {
-            "model": self.model,
-            "request_id": request_id,
-            "predictions": results,
-            "degraded": any(r["degraded"] for r in results if r),
-            "timing_ms": {k: round(v * 1000, 3) for k, v in timings.items()},
-        }
+        timing_ms = {k: round(v * 1000, 3) for k, v in timings.items()}
         if self.metrics:
-            for v, rows in groups.items():
-                self.metrics.record_scoring(self.model, v, routes[rows[0]], len(rows), total)
+            for first, rows, _ in spans:  # per request: each version its rows went to
+                by_version: dict[int, int] = {}
+                for i in range(first, first + rows):
+                    v = versions[i].version
+                    by_version[v] = by_version.get(v, 0) + 1
+                for v, count in by_version.items():
+                    self.metrics.record_scoring(self.model, v, routes[groups[v][0]], count, total)
         deferred = None
         if shadow_rows and canary is not None:
             shadow_spec = canary
@@ -619,7 +662,7 @@ class Predictor:
                         ["shadow"] * n,
                         sink,
                         {"features": 0.0, "transforms": 0.0, "model": 0.0},
-                        request_id,
+                        row_ids,
                         False,
                     )
                 except Exception:  # the shadow never affects the answer
@@ -631,7 +674,22 @@ class Predictor:
                             kind="shadow",
                         )
 
-        return Prediction(body=body, timings=timings, deferred=deferred)
+        spans_left = iter(spans)
+        for index, slot in enumerate(out):
+            if slot is not None:
+                continue
+            first, rows, request_id = next(spans_left)
+            answers = results[first : first + rows]
+            body = {
+                "model": self.model,
+                "request_id": request_id,
+                "predictions": answers,
+                "degraded": any(r["degraded"] for r in answers if r),
+                "timing_ms": dict(timing_ms),
+            }
+            out[index] = Prediction(body=body, timings=dict(timings), deferred=deferred)
+            deferred = None  # the shadow work runs once, after the first answer
+        return out
 
     def _score_group(
         self,
@@ -641,7 +699,7 @@ class Predictor:
         routes: list[str],
         results: list[dict[str, Any] | None],
         timings: dict[str, float],
-        request_id: str,
+        row_ids: list[str],
         return_features: bool,
         *,
         log: bool = True,
@@ -770,7 +828,7 @@ class Predictor:
         if self.log is not None:
             now = datetime.now(UTC)
             log_cols: dict[str, list[Any]] = {
-                "request_id": [request_id] * n,
+                "request_id": [row_ids[i] for i in rows],
                 "logged_at": [now] * n,
                 "model": [self.model] * n,
                 "version": [spec.version] * n,
