@@ -234,15 +234,26 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(
-    name: str, port: int, pid: int, make: callable, n: int, rate: float, connections: int
+    name: str,
+    port: int,
+    pid: int,
+    make: callable,
+    n: int,
+    rate: float,
+    connections: int,
+    probe: callable = lambda: None,
 ) -> dict:
+    """Warm up, then the steady phase, then the closed loop; ``probe()`` is called before
+    and after the closed loop (its two results are returned as ``probes``)."""
     warm = [make() for _ in range(300)]
     asyncio.run(closed("127.0.0.1", port, warm, 4))
     lat, server_ms = asyncio.run(steady("127.0.0.1", port, [make() for _ in range(n)], rate))
     lat = np.array(lat) * 1000
+    before = probe()
     cpu = cpu_seconds(pid)
     rps = asyncio.run(closed("127.0.0.1", port, [make() for _ in range(n)], connections))
     cpu_us = (cpu_seconds(pid) - cpu) / n * 1e6
+    after = probe()
     return {
         "endpoint": name,
         "p50_ms": float(np.percentile(lat, 50)),
@@ -251,6 +262,7 @@ def measure(
         "server_p99_ms": float(np.percentile(server_ms, 99)) if server_ms else float("nan"),
         "max_rps": rps,
         "cpu_us": cpu_us,
+        "probes": (before, after),
     }
 
 
@@ -311,10 +323,20 @@ def main() -> int:
             return _raw("127.0.0.1", port, "POST", "/predict", json.dumps(body).encode())
 
         hello_raw = _raw("127.0.0.1", hello_port, "GET", "/hello")
+
+        def batching() -> tuple[float, float]:
+            stats = serving.parse_prometheus(server.metrics())
+            return (
+                sum(v for (name, _), v in stats.items() if name == "fskit_batches_total"),
+                sum(v for (name, _), v in stats.items() if name == "fskit_batched_requests_total"),
+            )
+
         results = [
             measure("hello world (GET /hello)", hello_port, hello.pid, lambda: hello_raw, args.requests, args.rate, args.connections),
-            measure("fskit POST /predict, 1 entity", port, server.pid, predict, args.requests, args.rate, args.connections),
+            measure("fskit POST /predict, 1 entity", port, server.pid, predict, args.requests, args.rate, args.connections, batching),
         ]  # fmt: skip
+        (b0, r0), (b1, r1) = results[1]["probes"]
+        batches, batched = b1 - b0, r1 - r0
     finally:
         server.stop()
         hello.terminate()
@@ -344,6 +366,10 @@ def main() -> int:
     )
     print(
         f"by server CPU per request (less sensitive to other load): {cpu_ratio:.0%} of hello world"
+    )
+    print(
+        f"dynamic batching in the closed loop: {batched:.0f} /predict requests in {batches:.0f} "
+        f"batches (mean {batched / max(batches, 1):.2f} requests per batch)"
     )
     print(f"load average after the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     return 0
