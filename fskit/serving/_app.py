@@ -513,8 +513,29 @@ class _Server:
             )
         if not isinstance(shadow, bool):
             raise RequestError(f"shadow must be true or false, got {shadow!r}", code="wrong_type")
+        as_stable, route_by = payload.get("as_stable", False), payload.get("route_by")
+        if not isinstance(as_stable, bool):
+            raise RequestError(
+                f"as_stable must be true or false, got {as_stable!r}", code="wrong_type"
+            )
+        if route_by is not None and not (
+            isinstance(route_by, str)
+            or (isinstance(route_by, list) and all(isinstance(k, str) for k in route_by))
+        ):
+            raise RequestError(
+                f'route_by must be a join key or a list of them like ["user_id"], got {route_by!r}',
+                code="wrong_type",
+            )
         self._check_registered(version)
-        state = deploy(self.store, self.model, version, share=share, shadow=shadow)
+        state = deploy(
+            self.store,
+            self.model,
+            version,
+            share=share,
+            shadow=shadow,
+            as_stable=as_stable,
+            route_by=route_by,
+        )
         self.predictor.refresh()
         return _json_response(state.to_dict())
 

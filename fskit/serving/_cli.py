@@ -4,6 +4,7 @@
 
     fskit serve    --repo R --model M [--version V] [--host H] [--port P] [--workers N] ...
     fskit deploy   --repo R --model M --version V [--share 0.1] [--shadow] [--as-stable]
+                   [--route-by user_id]
     fskit promote  --repo R --model M [--version V]
     fskit rollback --repo R --model M
     fskit status   --repo R --model M
@@ -118,6 +119,7 @@ def _deploy(args: argparse.Namespace) -> int:
             share=args.share,
             shadow=args.shadow,
             as_stable=args.as_stable,
+            route_by=args.route_by.split(",") if args.route_by else None,
         )
     )
 
@@ -182,6 +184,11 @@ def add_serve_commands(subparsers: Any) -> None:
         "--as-stable",
         action="store_true",
         help="make the version stable at once, for every entity (like promote --version)",
+    )
+    deploy.add_argument(
+        "--route-by",
+        default=None,
+        help="join key(s) the canary split is sticky on, comma-separated (default: all)",
     )
     deploy.set_defaults(func=_deploy)
     promote = model_parser("promote", "make the canary (or --version) the stable version")

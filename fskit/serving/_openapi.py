@@ -252,6 +252,13 @@ def openapi_schema(model: str, spec: Any, *, token: bool) -> dict[str, Any]:
                 "version": {"type": "integer", "minimum": 1},
                 "share": {"type": "number", "minimum": 0, "maximum": 1},
                 "shadow": {"type": "boolean"},
+                "as_stable": {"type": "boolean"},
+                "route_by": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    ]
+                },
             },
             "required": ["version"],
         },

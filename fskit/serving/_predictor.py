@@ -607,9 +607,9 @@ class Predictor:
         if canary is not None:
             share = state.canary_share
             model = self.model
+            route_keys = state.route_by or stable.join_keys  # route_by: checked at deploy
             keys = [
-                encode_key(parts)
-                for parts in zip(*(columns[k] for k in stable.join_keys), strict=True)
+                encode_key(parts) for parts in zip(*(columns[k] for k in route_keys), strict=True)
             ]
             picked = [i for i, key in enumerate(keys) if bucket(model, key) < share]
             if state.shadow:

@@ -28,7 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +58,7 @@ HISTORY_SCHEMA = pl.Schema(
         "shadow": pl.Boolean,
         "previous_stable": pl.Int64,
         "history": pl.List(pl.Int64),
+        "route_by": pl.List(pl.String),
     }
 )
 
@@ -80,6 +81,9 @@ class Deployment:
 
     ``canary_share`` of the entities (by key hash) go to the canary; with ``shadow=True``
     the canary scores them too but its answers are only logged, the stable one is returned.
+    The hash is of ``route_by``, the join keys routing is sticky on (empty: all the stable
+    version's join keys, so with ``user_id`` and ``merchant_id`` a user may meet both versions;
+    ``route_by=("user_id",)`` keeps each user on one).
     """
 
     model: str
@@ -89,6 +93,7 @@ class Deployment:
     shadow: bool = False
     history: tuple[int, ...] = ()
     updated_at: str | None = None
+    route_by: tuple[str, ...] = ()
     _extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -106,6 +111,7 @@ class Deployment:
         out = asdict(self)
         out.pop("_extra")
         out["history"] = list(self.history)
+        out["route_by"] = list(self.route_by)
         out["previous_stable"] = self.previous_stable
         return out
 
@@ -119,6 +125,7 @@ class Deployment:
             shadow=bool(data.get("shadow", False)),
             history=tuple(data.get("history") or ()),
             updated_at=data.get("updated_at"),
+            route_by=tuple(data.get("route_by") or ()),
         )
 
     def __str__(self) -> str:
@@ -128,6 +135,8 @@ class Deployment:
         if self.canary is not None:
             mode = "shadow" if self.shadow else "canary"
             text += f", {mode} v{self.canary} on {self.canary_share:.0%} of entities"
+            if self.route_by:
+                text += f" (by {', '.join(self.route_by)})"
         if self.previous_stable is not None:
             text += f" (rollback to v{self.previous_stable})"
         return text
@@ -267,6 +276,7 @@ def history(store: FeatureStore | str | os.PathLike[str], model: str) -> pl.Data
                     "shadow": bool(event.get("shadow", False)),
                     "previous_stable": event.get("previous_stable"),
                     "history": list(event.get("history") or ()),
+                    "route_by": list(event.get("route_by") or ()),
                 }
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -286,6 +296,7 @@ def deploy(
     share: float | None = None,
     shadow: bool = False,
     as_stable: bool = False,
+    route_by: str | Sequence[str] | None = None,
 ) -> Deployment:
     """Deploy ``version`` of ``model``: as stable if nothing serves yet, else as the canary.
 
@@ -303,6 +314,11 @@ def deploy(
         ``previous_stable`` (an instant :func:`rollback` returns to it) and a canary is
         dropped. Refused together with ``share`` or ``shadow``, and when ``version`` is
         already stable.
+    route_by
+        The join key(s) the canary split is sticky on, e.g. ``"user_id"``: every row of a
+        user then goes to the same version whatever its other keys (a merchant). Default:
+        all of the model's join keys. Each must be a join key of ``version``; only for a
+        canary (or shadow) deployment.
 
     The version is loaded once here, so a model whose feature views changed is refused
     before any server sees it. Running servers pick the change up on their next request.
@@ -318,6 +334,12 @@ def deploy(
             "share= and shadow=, or drop as_stable=True to deploy it as a canary"
         )
     version = _check_version(store, model, version)
+    keys = _route_keys(store, model, version, route_by)
+    if keys and as_stable:
+        raise DeploymentError(
+            f"route_by={route_by!r} splits traffic between a stable version and a canary; "
+            "deploy(as_stable=True) sends every entity to one version: drop route_by="
+        )
     if share is None:
         share = 1.0 if shadow else 0.1
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
@@ -325,6 +347,12 @@ def deploy(
     with _locked(repo, model):
         state = read_state(repo, model)
         if state.stable is None:
+            if keys:
+                raise DeploymentError(
+                    f"model {model!r} has no stable version yet, so v{version} becomes stable "
+                    "for every entity and route_by= has nothing to split: drop it, and pass "
+                    "it when you deploy the next version as a canary"
+                )
             new = replace(state, stable=version, history=(version,))
             return _write(repo, new, f"deploy v{version} as stable")
         if version == state.stable:
@@ -339,15 +367,46 @@ def deploy(
                 canary=None,
                 canary_share=0.0,
                 shadow=False,
+                route_by=(),
                 history=(*state.history, version),
             )
             action = f"deploy v{version} as stable, replacing v{state.stable}"
             if state.canary is not None and state.canary != version:
                 action += f"; canary v{state.canary} dropped"
             return _write(repo, new, action)
-        new = replace(state, canary=version, canary_share=float(share), shadow=bool(shadow))
+        new = replace(
+            state, canary=version, canary_share=float(share), shadow=bool(shadow), route_by=keys
+        )
         mode = "shadow" if shadow else "canary"
-        return _write(repo, new, f"deploy v{version} as {mode} on {share:.0%}")
+        by = f" by {', '.join(keys)}" if keys else ""
+        return _write(repo, new, f"deploy v{version} as {mode} on {share:.0%}{by}")
+
+
+def _route_keys(
+    store: FeatureStore, model: str, version: int, route_by: str | Sequence[str] | None
+) -> tuple[str, ...]:
+    """``route_by`` as a tuple of join keys of ``version``; a clear error otherwise."""
+    if route_by is None:
+        return ()
+    keys = (route_by,) if isinstance(route_by, str) else route_by
+    if (
+        not isinstance(keys, Sequence)
+        or not keys
+        or not all(isinstance(k, str) and k for k in keys)
+    ):
+        raise DeploymentError(
+            f"route_by must be a join key name like 'user_id' or a list of them, got {route_by!r}"
+        )
+    from fskit.serving._predictor import build_spec
+
+    join_keys = build_spec(store, model, model_registry(store).load(model, version)).join_keys
+    unknown = [k for k in keys if k not in join_keys]
+    if unknown:
+        raise DeploymentError(
+            f"route_by={list(keys)!r}: {unknown} not join key(s) of {model!r} v{version}; "
+            f"its join keys are {list(join_keys)}"
+        )
+    return tuple(dict.fromkeys(keys))
 
 
 def promote(
@@ -377,6 +436,7 @@ def promote(
             canary=None,
             canary_share=0.0,
             shadow=False,
+            route_by=(),
             history=(*state.history, target),
         )
         return _write(repo, new, f"promote v{target}")
@@ -389,7 +449,7 @@ def rollback(store: FeatureStore | str | os.PathLike[str], model: str) -> Deploy
     with _locked(repo, model):
         state = read_state(repo, model)
         if state.canary is not None:
-            new = replace(state, canary=None, canary_share=0.0, shadow=False)
+            new = replace(state, canary=None, canary_share=0.0, shadow=False, route_by=())
             return _write(repo, new, f"rollback canary v{state.canary}")
         if state.previous_stable is None:
             raise DeploymentError(

@@ -50,6 +50,7 @@ def test_history_has_one_row_per_change_with_the_state_it_produced(store, repo):
             "shadow": [False, False, False, False, True, False, False],
             "previous_stable": [None, None, 1, None, None, None, 1],
             "history": [[1], [1], [1, 2], [1], [1], [1], [1, 2]],
+            "route_by": [[]] * 7,
         },
         schema={k: v for k, v in HISTORY_SCHEMA.items() if k != "time"},
     )
