@@ -206,30 +206,15 @@ class CompiledTrees:
         """
         generated = None if walk else self.generated
         if generated is not None:
-            terms = np.array([generated(row) for row in rows], dtype=np.float32)
-            terms = terms.reshape(len(rows), len(self.roots) + 1)
-            return np.cumsum(terms, axis=1, dtype=np.float32)[:, -1]
-        left, right, missing = self.left, self.right, self.missing
-        feature, threshold, categories = self.feature, self.threshold, self.categories
-        terms = np.empty((len(rows), len(self.roots) + 1), dtype=np.float32)
-        for r, row in enumerate(rows):
-            values = [self.base_margin]
-            append = values.append
-            for node in self.roots:  # _walk, inlined: this loop is the hot path
-                while left[node] != -1:
-                    value = row[feature[node]]
-                    if value != value:
-                        node = missing[node]
-                    elif value < threshold[node]:
-                        node = left[node]
-                    elif (chosen := categories[node]) is None:
-                        node = right[node]
-                    else:
-                        node = right[node] if _category(value) in chosen else left[node]
-                append(threshold[node])
-            terms[r] = values
+            terms = [generated(row) for row in rows]
+        else:
+            threshold, base = self.threshold, float(self.base_margin)
+            terms = [
+                (base, *(threshold[self._walk(root, row)] for root in self.roots)) for row in rows
+            ]
+        matrix = np.array(terms, dtype=np.float32).reshape(len(rows), len(self.roots) + 1)
         # float32, left to right: cumsum is sequential (a plain sum would pair terms up)
-        return np.cumsum(terms, axis=1, dtype=np.float32)[:, -1]
+        return np.cumsum(matrix, axis=1, dtype=np.float32)[:, -1]
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
         """Probability of the positive class per row (float32 precision, as Python floats).

@@ -25,8 +25,9 @@ from fskit.serving._errors import DeploymentError, RequestError, ServingError, U
 from fskit.serving._log import PredictionLog, read_prediction_log
 from fskit.serving._metrics import parse_prometheus
 from fskit.serving._predictor import Predictor
-from fskit.serving._process import ServerHandle, ServerStats, serve
+from fskit.serving._process import ServerHandle, serve
 from fskit.serving._state import Deployment, deploy, history, promote, rollback, status
+from fskit.serving._stats import ServerStats
 
 __all__ = [
     # server

@@ -233,8 +233,9 @@ def history(store: FeatureStore | str | os.PathLike[str], model: str) -> pl.Data
     >>> events = history(store, "fraud")  # never deployed: no rows, the same columns
     >>> events.height
     0
-    >>> events.columns
-    ['time', 'action', 'stable', 'canary', 'canary_share', 'shadow', 'previous_stable', 'history']
+    >>> events.columns  # doctest: +NORMALIZE_WHITESPACE
+    ['time', 'action', 'stable', 'canary', 'canary_share', 'shadow', 'previous_stable',
+     'history', 'route_by']
 
     Each row says what was done, when, and the deployment it left (a canary tried, promoted,
     then rolled back):

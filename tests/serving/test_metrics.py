@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from fskit.serving import ServerStats, ServingError, parse_prometheus
-from fskit.serving._process import VERSION_STATS_SCHEMA
+from fskit.serving._stats import VERSION_STATS_SCHEMA
 
 
 def _scrape(server) -> dict:
