@@ -30,9 +30,9 @@ enable_offline_charts()
 
 # panels
 from fskit.widgets._cockpit import Cockpit
-from fskit.widgets._deploy import DeployPanel, metrics_readout
-from fskit.widgets._monitor import DriftPanel, SkewPanel, default_entity_rows
-from fskit.widgets._registry import FeatureStatistics, RegistryExplorer, feature_statistics
+from fskit.widgets._deploy import DeployPanel
+from fskit.widgets._monitor import DriftPanel, SkewPanel
+from fskit.widgets._registry import RegistryExplorer
 from fskit.widgets._simulator import SimulatorPanel
 from fskit.widgets._training import TrainingSetBuilder, TrainPanel
 
@@ -46,11 +46,7 @@ __all__ = [
     "SkewPanel",
     "TrainPanel",
     "TrainingSetBuilder",
-    # small helpers the core may adopt (see each one's note)
-    "FeatureStatistics",
+    # offline charts
     "chart_html",
-    "default_entity_rows",
     "enable_offline_charts",
-    "feature_statistics",
-    "metrics_readout",
 ]

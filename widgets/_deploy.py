@@ -32,7 +32,6 @@ import html
 import json
 import threading
 import urllib.request
-import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -56,27 +55,7 @@ if TYPE_CHECKING:
     from fskit.serving import Deployment, ServerHandle, ServerStats
     from fskit.store import FeatureStore
 
-__all__ = ["DeployPanel", "metrics_readout"]
-
-
-def metrics_readout(
-    model: str, now: dict[Any, float], before: dict[Any, float] | None, seconds: float
-) -> dict[str, Any]:
-    """Deprecated: use ``server.stats(since=earlier)`` (:class:`fskit.serving.ServerStats`).
-
-    The panel's readout of two ``parse_prometheus`` samples taken ``seconds`` apart:
-    ``requests``, ``rows``, ``rows_per_s``, ``latency_ms`` (mean over the interval) and
-    ``rows_by_version`` (per ``"v<version> <route>"``), as ``ServerStats`` computes them.
-    """
-    warnings.warn(
-        "fskit.widgets.metrics_readout moved to the core: call server.stats(since=earlier) "
-        "(or fk.serving.ServerStats.from_sample for parsed samples)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    stats = fk.serving.ServerStats
-    earlier = None if before is None else stats.from_sample(model, before, at=0.0)
-    return _readout(stats.from_sample(model, now, at=seconds, since=earlier))
+__all__ = ["DeployPanel"]
 
 
 def _readout(stats: ServerStats) -> dict[str, Any]:

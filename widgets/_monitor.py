@@ -9,7 +9,6 @@ call: ``fk.drift.compare``). Both list the flagged (drifted) features first.
 from __future__ import annotations
 
 import html
-import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,21 +23,7 @@ from ._base import MUTED_COLOR, Panel, Result, button, hbox, note, show
 if TYPE_CHECKING:
     from fskit.store import FeatureStore
 
-__all__ = ["DriftPanel", "SkewPanel", "default_entity_rows"]
-
-
-def default_entity_rows(
-    store: FeatureStore, features: Sequence[str], limit: int = fk.skew.DEFAULT_ENTITIES
-) -> pl.DataFrame:
-    """Deprecated: use ``fk.skew.default_entity_rows`` (``fk.skew.compare`` defaults to it)."""
-    warnings.warn(
-        "fskit.widgets.default_entity_rows moved to the core: call "
-        "fk.skew.default_entity_rows(store, features, limit=...), or pass entity_rows=None to "
-        "fk.skew.compare",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return fk.skew.default_entity_rows(store, features, limit=limit)
+__all__ = ["DriftPanel", "SkewPanel"]
 
 
 def _latest_watermark(store: FeatureStore) -> datetime:

@@ -9,7 +9,6 @@ distribution chart.
 from __future__ import annotations
 
 import html
-import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,22 +24,7 @@ from ._base import MUTED_COLOR, Panel, button, hbox, note, show
 if TYPE_CHECKING:
     from fskit.store import FeatureStore
 
-__all__ = ["FeatureStatistics", "RegistryExplorer", "feature_statistics"]
-
-# ------------------------------------------------------------------------------------------
-# Moved to the core: FeatureStore.feature_statistics (this alias stays for old notebooks)
-# ------------------------------------------------------------------------------------------
-
-
-def feature_statistics(store: FeatureStore, ref: str) -> FeatureStatistics:
-    """Deprecated: use ``store.feature_statistics(ref)`` (:mod:`fskit.statistics`)."""
-    warnings.warn(
-        "fskit.widgets.feature_statistics(store, ref) moved to the core: call "
-        "store.feature_statistics(ref)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return store.feature_statistics(ref)
+__all__ = ["RegistryExplorer"]
 
 
 # ------------------------------------------------------------------------------------------

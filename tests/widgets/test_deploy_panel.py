@@ -11,7 +11,6 @@ import urllib.request
 
 import pytest
 from fskit.widgets import DeployPanel
-from fskit.widgets._deploy import metrics_readout
 
 import fskit as fk
 
@@ -197,39 +196,3 @@ def test_a_server_never_outlives_its_kernel(store, fraud_model):
             if manager.is_alive():
                 manager.shutdown_kernel(now=True)
             manager.cleanup_resources()
-
-
-def test_metrics_readout_from_two_samples():
-    before = {
-        ("fskit_predictions_total", (("model", "m"), ("version", "1"), ("route", "stable"))): 10.0,
-        (
-            "fskit_request_duration_seconds_count",
-            (("model", "m"), ("version", "1"), ("route", "stable")),
-        ): 5.0,
-        (
-            "fskit_request_duration_seconds_sum",
-            (("model", "m"), ("version", "1"), ("route", "stable")),
-        ): 0.05,
-    }
-    now = dict(before)
-    now[("fskit_predictions_total", (("model", "m"), ("version", "2"), ("route", "canary")))] = 4.0
-    now[
-        (
-            "fskit_request_duration_seconds_count",
-            (("model", "m"), ("version", "2"), ("route", "canary")),
-        )
-    ] = 2.0
-    now[
-        (
-            "fskit_request_duration_seconds_sum",
-            (("model", "m"), ("version", "2"), ("route", "canary")),
-        )
-    ] = 0.01
-    with pytest.warns(DeprecationWarning, match=r"server.stats\(since=earlier\)"):
-        r = metrics_readout("m", now, before, 2.0)
-    assert (r["requests"], r["rows"], r["rows_per_s"]) == (7, 14, 2.0)
-    assert r["latency_ms"] == pytest.approx(5.0)
-    assert r["rows_by_version"] == {"v1 stable": 10, "v2 canary": 4}
-    with pytest.warns(DeprecationWarning):
-        first = metrics_readout("m", now, None, 0.0)  # no earlier sample: means since the start
-    assert first["rows_per_s"] is None and first["latency_ms"] == pytest.approx(60 / 7)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from fskit.widgets import RegistryExplorer, default_entity_rows, feature_statistics
+from fskit.widgets import RegistryExplorer
 from fskit.widgets._base import output_text
 from polars.testing import assert_frame_equal
 
@@ -109,12 +109,3 @@ def test_an_on_demand_feature_is_listed_and_explained_not_hidden(store):
             store.feature_statistics("amount_ratio:amount_over_avg")
     finally:
         store.apply([], objects_to_delete=[ratio])
-
-
-def test_the_old_widget_helpers_warn_and_call_the_core(store):
-    with pytest.warns(DeprecationWarning, match=r"store.feature_statistics\(ref\)"):
-        old = feature_statistics(store, "user_profile:age")
-    assert old == store.feature_statistics("user_profile:age")
-    with pytest.warns(DeprecationWarning, match="fk.skew.default_entity_rows"):
-        rows = default_entity_rows(store, ["user_profile:age"], 10)
-    assert rows.equals(fk.skew.default_entity_rows(store, ["user_profile:age"], limit=10))
