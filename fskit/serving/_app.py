@@ -16,6 +16,9 @@ Endpoints (all answers are JSON, errors too: ``{"error": "<what went wrong>", "c
 With a token, every endpoint but ``/v2/health/*`` and ``/openapi.json`` needs
 ``Authorization: Bearer <token>``.
 
+``/predict`` requests that reach a worker together are scored as one batch (dynamic batching
+without a delay window, see :class:`_Batcher`) and answered one by one.
+
 Status codes: 400 malformed JSON or tensors, 401 no/bad token, 404 unknown model, version or
 path, 405 wrong method, 409 deployment change refused, 413 too many rows, 422 missing keys or
 wrong types, 503 online store down (with ``on_unavailable="error"``) or model not loadable.

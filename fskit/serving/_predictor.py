@@ -1,18 +1,22 @@
 """The one scoring path: entity rows → online features → model inputs → scores.
 
 The HTTP server (``/predict``), the streaming scorer (:func:`fskit.stream.run`) and batch
-scoring (:func:`fskit.serving.batch_score`) all call :meth:`Predictor.predict`, so the same
-request gives the same answer whichever way it comes in.
+scoring (:func:`fskit.serving.batch_score`) all call :meth:`Predictor.predict` (the server
+through :meth:`Predictor.predict_many`, which scores the requests it holds at one moment as
+one batch), so the same request gives the same answer whichever way it comes in.
 
-For each request the predictor
+For each request (or batch of requests) the predictor
 
 1. checks the deployment file (one ``stat``; see :mod:`fskit.serving._state`) and loads or
    drops model versions when it changed, so promote/rollback apply at once;
 2. validates the entity rows against what every active version needs (join keys with their
    dtypes, request-time fields): a :class:`RequestError` (HTTP 422) names the problem;
-3. routes each row by its sticky key bucket to the stable or the canary version;
+3. routes each row by its sticky key bucket (the deployment's ``route_by`` keys, default
+   all join keys) to the stable or the canary version;
 4. answers rows with a fresh precomputed batch score, when configured, and scores the rest
-   live — one vectorized ``get_online_features`` and one ``predict`` call per version;
+   live — one online read (:func:`fskit.retrieval.read_online`, the core of
+   ``get_online_features``: one query for all views) and one ``predict`` call per version
+   (a few rows walk the compiled trees, :mod:`fskit._trees`; more go to XGBoost);
 5. logs every scored row (features, score, version, time) to the prediction log.
 
 When the online store is unavailable the predictor either raises
