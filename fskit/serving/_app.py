@@ -154,17 +154,25 @@ class _Batcher:
             return
         self.scheduled = False
         pending, self.pending = self.pending, {}
-        for (version, return_features), items in pending.items():
-            batch: list[tuple[Any, str | None, Any]] = []
-            rows = 0
-            for item in items:
-                size = _row_count(item[0])
-                if batch and rows + size > self.MAX_ROWS:
-                    self._score(batch, version, return_features)
-                    batch, rows = [], 0
-                batch.append(item)
-                rows += size
-            self._score(batch, version, return_features)
+        try:
+            for (version, return_features), items in pending.items():
+                batch: list[tuple[Any, str | None, Any]] = []
+                rows = 0
+                for item in items:
+                    size = _row_count(item[0])
+                    if batch and rows + size > self.MAX_ROWS:
+                        self._score(batch, version, return_features)
+                        batch, rows = [], 0
+                    batch.append(item)
+                    rows += size
+                self._score(batch, version, return_features)
+        except BaseException as exc:  # never leave a request waiting on a future forever
+            for items in pending.values():
+                for *_, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
 
     def _score(
         self, batch: list[tuple[Any, str | None, Any]], version: int | None, return_features: bool
