@@ -1,4 +1,4 @@
-"""Feature definitions: entities, fields, sources, feature views and feature references.
+"""Feature definitions: entities, fields, sources, feature views, references and services.
 
 Definitions are values: frozen, keyword-only dataclasses validated without any I/O when they
 are built. Nothing here reads data; checking a definition against its source's columns is the
@@ -40,6 +40,7 @@ __all__ = [
     "DataFrameSource",
     "Entity",
     "FeatureRef",
+    "FeatureService",
     "FeatureView",
     "Field",
     "ParquetSource",
@@ -633,3 +634,139 @@ class FeatureRef:
     def __str__(self) -> str:
         version = "" if self.version is None else f"@v{self.version}"
         return f"{self.view}{version}:{self.feature}"
+
+
+# ---------------------------------------------------------------------------- feature services
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureService:
+    """A named, reusable set of features, e.g. the inputs of one model (Feast's name).
+
+    Pass it wherever a feature list goes (``get_historical_features``,
+    ``get_online_features``, :func:`fskit.train`): it stands for the refs it pins.
+
+    Parameters
+    ----------
+    name
+        Identifier of the service in the registry.
+    features
+        ``"view:feature"``, ``"view@v2:feature"``, :class:`FeatureRef`, or a whole
+        :class:`FeatureView` (all its features, at its ``version``). At
+        :meth:`~fskit.FeatureStore.apply` every ref is pinned to the view version it means
+        then (``"view:feature"`` → ``"view@v1:feature"``), so the service keeps meaning the
+        same columns after the view gets a new version; apply the service again to re-pin.
+    description, owner, tags
+        Metadata. A service has no version: applying a changed service is an update.
+
+    Examples
+    --------
+    >>> service = FeatureService(
+    ...     name="fraud_model",
+    ...     features=["user_stats:purchases", FeatureRef("merchant", "category", 2)],
+    ... )
+    >>> service
+    FeatureService('fraud_model', features=['user_stats:purchases', 'merchant@v2:category'])
+    >>> service.pinned
+    False
+    """
+
+    name: str
+    features: Sequence[str | FeatureRef | FeatureView]
+    description: str = ""
+    owner: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)  # see Entity.tags
+
+    def __post_init__(self) -> None:
+        _check_ident("FeatureService", "name", self.name)
+        owner = f"FeatureService {self.name!r}"
+        given = self.features
+        if isinstance(given, (str, FeatureRef, FeatureView)):
+            given = [given]
+        elif not isinstance(given, Sequence):
+            raise DefinitionError(
+                f"{owner}: features must be a list of 'view:feature' refs, FeatureRefs or "
+                f"FeatureViews, got {given!r}"
+            )
+        items: list[FeatureRef | FeatureView] = []
+        for item in given:
+            if isinstance(item, FeatureView):
+                if item.schema is None:  # expanded from the applied version's schema at apply
+                    items.append(item)
+                else:
+                    items.extend(FeatureRef(item.name, f, item.version) for f in item.feature_names)
+                continue
+            try:
+                items.append(FeatureRef.parse(item))
+            except FeatureRefError as exc:
+                raise DefinitionError(f"{owner}: {exc}") from None
+        if not items:
+            raise DefinitionError(
+                f"{owner}: features is empty; list at least one 'view:feature' ref"
+            )
+        labels = [_service_label(i) for i in items]
+        dupes = sorted({label for label in labels if labels.count(label) > 1})
+        if dupes:
+            raise DefinitionError(
+                f"{owner}: features lists {dupes!r} more than once; list each feature once"
+            )
+        _check_text(owner, "description", self.description)
+        _check_text(owner, "owner", self.owner)
+        object.__setattr__(self, "features", tuple(items))
+        object.__setattr__(self, "tags", _check_tags(owner, self.tags))
+
+    @property
+    def pinned(self) -> bool:
+        """Whether every ref names a view version, as in an applied service."""
+        return all(isinstance(i, FeatureRef) and i.version is not None for i in self.features)
+
+    @property
+    def feature_refs(self) -> tuple[str, ...]:
+        """The refs as strings (``"user_stats@v1:purchases"`` once applied)."""
+        return tuple(_service_label(i) for i in self.features)
+
+    def __repr__(self) -> str:
+        return f"FeatureService({self.name!r}, features={list(self.feature_refs)!r})"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from fskit._utils.html import table
+
+        meta = [["owner", self.owner or "-"], ["description", self.description or "-"]]
+        meta += [[f"tag {k}", v] for k, v in self.tags.items()]
+        status = "" if self.pinned else " (pinned to view versions at apply)"
+        return (
+            f"<b>FeatureService <code>{html.escape(self.name)}</code></b>{html.escape(status)}"
+            + table(["property", "value"], meta)
+            + table(["feature ref"], [[r] for r in self.feature_refs])
+        )
+
+    # -- persistence -----------------------------------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        if not self.pinned:
+            raise DefinitionError(
+                f"FeatureService {self.name!r}: its refs are not pinned to view versions "
+                f"({list(self.feature_refs)!r}); FeatureStore.apply pins and stores them"
+            )
+        return {
+            "name": self.name,
+            "features": list(self.feature_refs),
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FeatureService:
+        return cls(
+            name=config["name"],
+            features=config["features"],
+            description=config.get("description", ""),
+            owner=config.get("owner", ""),
+            tags=config.get("tags", {}),
+        )
+
+
+def _service_label(item: FeatureRef | FeatureView) -> str:
+    return f"{item.ref}:*" if isinstance(item, FeatureView) else str(item)

@@ -32,7 +32,7 @@ from typing import Any
 
 import polars as pl
 
-from fskit.definitions import FeatureRef, FeatureView, Source, _as_polars
+from fskit.definitions import FeatureRef, FeatureService, FeatureView, Source, _as_polars
 from fskit.errors import DefinitionError, EntityFrameError, FeatureRefError
 from fskit.registry import Registry, _suggest
 from fskit.transformations import TS, OnDemandFeatureView, StreamFeatureView, rolling_aggregates
@@ -66,7 +66,10 @@ class ResolvedFeature:
     ref: FeatureRef
 
 
-FeatureLike = str | FeatureRef | FeatureView
+FeatureLike = str | FeatureRef | FeatureView | FeatureService
+"""A feature, or features: ``"view:feature"``, ``"view@v2:feature"``, a
+:class:`~fskit.FeatureRef`, a whole :class:`~fskit.FeatureView`, or an applied
+:class:`~fskit.FeatureService` (its pinned refs)."""
 
 JoinProgress = Callable[[int, int, str], Any]
 """``progress(views_done, views_total, view_ref)`` after each feature view is joined.
@@ -80,14 +83,19 @@ the view just joined (``"user_stats@v1"``). The return value is ignored.
 def resolve_features(
     registry: Registry, features: Sequence[FeatureLike], *, full_feature_names: bool = False
 ) -> list[ResolvedFeature]:
-    """Bind references to applied views; check names are known and output columns unique."""
-    if isinstance(features, (str, FeatureRef, FeatureView)):
+    """Bind references to applied views; check names are known and output columns unique.
+
+    A :class:`~fskit.FeatureService` stands for the refs its applied version pins
+    (:meth:`fskit.registry.Registry.service_refs`)."""
+    if isinstance(features, (str, FeatureRef, FeatureView, FeatureService)):
         features = [features]
     if not features:
         raise FeatureRefError("features is empty: name at least one 'view:feature'")
     refs: list[FeatureRef] = []
     for item in features:
-        if isinstance(item, FeatureView):
+        if isinstance(item, FeatureService):
+            refs.extend(registry.service_refs(item))
+        elif isinstance(item, FeatureView):
             view = registry.get_feature_view(item.name, item.version)
             refs.extend(FeatureRef(view.name, f, view.version) for f in view.feature_names)
         else:

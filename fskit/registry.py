@@ -9,6 +9,10 @@ dtypes) and against what is already applied, and returns a :class:`Plan`: what w
 added, updated (metadata only), left unchanged, removed — and what is refused because its
 logic changed under an applied version. :meth:`Registry.apply` writes a plan that has no
 refusals; a refused or failing apply writes nothing.
+
+Feature services are stored with every ref pinned to the view version it meant when the
+service was applied (as on-demand views' sources are), so a service keeps meaning the same
+columns after its views get new versions; a view version a service uses cannot be deleted.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from fskit.definitions import (
     DataFrameSource,
     Entity,
     FeatureRef,
+    FeatureService,
     FeatureView,
     Field,
     ParquetSource,
@@ -58,8 +63,8 @@ OFFLINE_DIR = "offline"
 class Change:
     """One line of a plan."""
 
-    kind: str  # "entity" | "feature_view"
-    name: str  # entity name or view ref ("user_stats@v1")
+    kind: str  # "entity" | "feature_view" | "feature_service"
+    name: str  # entity name, view ref ("user_stats@v1") or service name
     action: str  # "add" | "update" | "unchanged" | "remove" | "refuse"
     details: tuple[str, ...] = ()
 
@@ -82,6 +87,8 @@ class Plan:
     frames: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
     deleted_views: tuple[str, ...] = field(default=(), repr=False)
     deleted_entities: tuple[str, ...] = field(default=(), repr=False)
+    services: tuple[FeatureService, ...] = field(default=(), repr=False)
+    deleted_services: tuple[str, ...] = field(default=(), repr=False)
 
     def _of(self, action: str) -> list[Change]:
         return [c for c in self.changes if c.action == action]
@@ -151,12 +158,13 @@ class Registry:
         self._stamp: tuple[int, int, int] | None = None
         self._entities: dict[str, Entity] = {}
         self._views: dict[str, FeatureView] = {}
+        self._services: dict[str, FeatureService] = {}
 
     def __repr__(self) -> str:
         self.refresh()
         return (
             f"Registry({str(self.repo_path)!r}, entities={len(self._entities)}, "
-            f"feature_views={len(self._views)})"
+            f"feature_views={len(self._views)}, feature_services={len(self._services)})"
         )
 
     # -- reading ---------------------------------------------------------------------------
@@ -165,7 +173,7 @@ class Registry:
         try:
             st = self._file.stat()
         except FileNotFoundError:
-            self._stamp, self._entities, self._views = None, {}, {}
+            self._stamp, self._entities, self._views, self._services = None, {}, {}, {}
             return
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
@@ -195,7 +203,12 @@ class Registry:
             ref: _absolute_source(_view_from_config(c, entities), self.repo_path)
             for ref, c in view_configs.items()
         }
+        services = {
+            name: FeatureService.from_config(c)
+            for name, c in config.get("feature_services", {}).items()
+        }
         self._stamp, self._entities, self._views = stamp, entities, views
+        self._services = services
 
     @property
     def entities(self) -> dict[str, Entity]:
@@ -207,6 +220,59 @@ class Registry:
         """Applied views by ref (``"user_stats@v1"``)."""
         self.refresh()
         return dict(self._views)
+
+    @property
+    def feature_services(self) -> dict[str, FeatureService]:
+        """Applied feature services by name; their refs are pinned to view versions."""
+        self.refresh()
+        return dict(self._services)
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        """The applied service ``name``, its refs pinned (``"user_stats@v1:x"``)."""
+        self.refresh()
+        try:
+            return self._services[name]
+        except KeyError:
+            raise RegistryError(
+                f"no feature service {name!r} in {self.repo_path}{_suggest(name, self._services)}"
+            ) from None
+
+    def service_refs(self, service: FeatureService) -> tuple[FeatureRef, ...]:
+        """The pinned refs ``service`` stands for: those of the applied service of its name.
+
+        ``service`` may be the object given to ``apply`` (refs not pinned) or the one
+        :meth:`get_feature_service` returns; its features must be the applied ones.
+        """
+        self.refresh()
+        applied = self._services.get(service.name)
+        if applied is None:
+            raise RegistryError(
+                f"FeatureService {service.name!r} is not applied in {self.repo_path}; apply it "
+                "first (store.apply([service])): applying pins its refs to view versions"
+                f"{_suggest(service.name, self._services) if self._services else ''}"
+            )
+        if service.features == applied.features:
+            return applied.features  # type: ignore[return-value]
+        expanded: list[FeatureRef] = []
+        for item in service.features:
+            if isinstance(item, FeatureView):
+                view = self._views.get(item.ref)
+                names = view.feature_names if view is not None else ()
+                expanded.extend(FeatureRef(item.name, f, item.version) for f in names)
+            else:
+                expanded.append(item)
+        pinned: tuple[FeatureRef, ...] = applied.features  # type: ignore[assignment]
+        same = len(expanded) == len(pinned) and all(
+            (e.view, e.feature) == (p.view, p.feature) and e.version in (None, p.version)
+            for e, p in zip(expanded, pinned, strict=True)
+        )
+        if not same:
+            raise RegistryError(
+                f"FeatureService {service.name!r} lists {list(service.feature_refs)!r}, but the "
+                f"applied service pins {list(applied.feature_refs)!r}; apply it again "
+                f"(store.apply([service])) or use store.get_feature_service({service.name!r})"
+            )
+        return pinned
 
     def versions(self, name: str) -> list[int]:
         self.refresh()
@@ -240,15 +306,15 @@ class Registry:
     # -- planning --------------------------------------------------------------------------
     def plan(
         self,
-        objects: Iterable[Entity | FeatureView],
-        objects_to_delete: Iterable[Entity | FeatureView] = (),
+        objects: Iterable[Entity | FeatureView | FeatureService],
+        objects_to_delete: Iterable[Entity | FeatureView | FeatureService] = (),
     ) -> Plan:
         """Validate ``objects`` and diff them against the applied registry; writes nothing."""
         self.refresh()
         objects = list(objects)
-        entities, views = _split(objects, "objects")
+        entities, views, services = _split(objects, "objects")
         to_delete = list(objects_to_delete)
-        del_entities, del_views = _split(to_delete, "objects_to_delete")
+        del_entities, del_views, del_services = _split(to_delete, "objects_to_delete")
 
         changes: list[Change] = []
         batch_entities: dict[str, Entity] = {}
@@ -304,6 +370,41 @@ class Registry:
             for ref, v in {**self._views, **{v.ref: v for v in planned}}.items()
             if ref not in deleted_views
         ]
+        remaining_views = {v.ref: v for v in remaining}
+        batch_services: dict[str, FeatureService] = {}
+        for service in services:
+            if service.name in batch_services:
+                raise RegistryError(f"FeatureService {service.name!r} appears twice in the batch")
+            resolved_service = _resolve_service(service, remaining_views, deleted_views)
+            batch_services[service.name] = resolved_service
+            changes.append(self._service_change(resolved_service))
+        deleted_services = []
+        for service in del_services:
+            if service.name not in self._services:
+                raise RegistryError(
+                    f"cannot delete FeatureService {service.name!r}: it is not applied"
+                    f"{_suggest(service.name, self._services)}"
+                )
+            if service.name in batch_services:
+                raise RegistryError(
+                    f"FeatureService {service.name!r} is both applied and deleted in this batch; "
+                    "keep it in one of objects or objects_to_delete"
+                )
+            deleted_services.append(service.name)
+            changes.append(Change("feature_service", service.name, "remove"))
+        kept_services = {
+            **{n: s for n, s in self._services.items() if n not in deleted_services},
+            **batch_services,
+        }
+        for service in kept_services.values():
+            gone = [r for r in service.feature_refs if r.split(":")[0] in deleted_views]
+            if gone:
+                views_gone = sorted({g.split(":")[0] for g in gone})
+                raise RegistryError(
+                    f"cannot delete FeatureView {views_gone}: FeatureService {service.name!r} "
+                    f"uses {gone}; delete the service too (objects_to_delete=[service]) or "
+                    "apply it again with refs to another version"
+                )
         for view in remaining:
             if isinstance(view, OnDemandFeatureView):
                 gone = [str(s) for s in view.sources if f"{s.view}@v{s.version}" in deleted_views]  # type: ignore[union-attr]
@@ -334,6 +435,19 @@ class Registry:
             frames=frames,
             deleted_views=tuple(deleted_views),
             deleted_entities=tuple(deleted_entities),
+            services=tuple(batch_services.values()),
+            deleted_services=tuple(deleted_services),
+        )
+
+    def _service_change(self, service: FeatureService) -> Change:
+        old = self._services.get(service.name)
+        if old is None:
+            return Change(
+                "feature_service", service.name, "add", (f"{len(service.features)} features",)
+            )
+        diff = _diff(old.to_config(), service.to_config())
+        return Change(
+            "feature_service", service.name, "update" if diff else "unchanged", tuple(diff)
         )
 
     def _entity_change(self, entity: Entity) -> Change:
@@ -451,8 +565,8 @@ class Registry:
     # -- applying --------------------------------------------------------------------------
     def apply(
         self,
-        objects: Iterable[Entity | FeatureView],
-        objects_to_delete: Iterable[Entity | FeatureView] = (),
+        objects: Iterable[Entity | FeatureView | FeatureService],
+        objects_to_delete: Iterable[Entity | FeatureView | FeatureService] = (),
     ) -> Plan:
         """Validate, then persist ``objects`` atomically. Refusals raise and write nothing."""
         self.repo_path.mkdir(parents=True, exist_ok=True)
@@ -471,11 +585,15 @@ class Registry:
                 views.pop(ref)
             for name in plan.deleted_entities:
                 entities.pop(name)
+            services = {**self._services, **{s.name: s for s in plan.services}}
+            for name in plan.deleted_services:
+                services.pop(name)
             config = {
                 "format": REGISTRY_FORMAT,
                 "polars_version": pl.__version__,
                 "entities": {n: entities[n].to_config() for n in sorted(entities)},
                 "feature_views": {r: self._stored(views[r]).to_config() for r in sorted(views)},
+                "feature_services": {n: services[n].to_config() for n in sorted(services)},
             }
             staged: list[tuple[Path, Path]] = []
             try:
@@ -515,19 +633,23 @@ class Registry:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _split(objects: Sequence[object], argument: str) -> tuple[list[Entity], list[FeatureView]]:
-    entities, views = [], []
+def _split(
+    objects: Sequence[object], argument: str
+) -> tuple[list[Entity], list[FeatureView], list[FeatureService]]:
+    entities, views, services = [], [], []
     for obj in objects:
         if isinstance(obj, Entity):
             entities.append(obj)
         elif isinstance(obj, (FeatureView, OnDemandFeatureView)):
             views.append(obj)
+        elif isinstance(obj, FeatureService):
+            services.append(obj)
         else:
             raise RegistryError(
-                f"{argument} must hold Entity and FeatureView objects, got {type(obj).__name__}: "
-                f"{obj!r}"
+                f"{argument} must hold Entity, FeatureView and FeatureService objects, got "
+                f"{type(obj).__name__}: {obj!r}"
             )
-    return entities, views
+    return entities, views, services
 
 
 _TEMPORAL = (pl.Datetime, pl.Date)
@@ -651,6 +773,59 @@ def _resolve_on_demand(view: OnDemandFeatureView, available: dict[str, Any]) -> 
         if set(declared) != {f.name for f in inferred}:
             raise SchemaError(f"{owner}: schema names {sorted(declared)} differ from features")
     return replace(view, sources=pinned, schema=view.schema or inferred)
+
+
+def _resolve_service(
+    service: FeatureService, available: dict[str, Any], deleted: Sequence[str]
+) -> FeatureService:
+    """Pin every ref of ``service`` to the applied view version it means now."""
+    owner = f"FeatureService {service.name!r}"
+    pinned: list[FeatureRef] = []
+    origin: dict[str, str] = {}
+    for item in service.features:
+        if isinstance(item, FeatureView):
+            view = available.get(item.ref)
+            if view is None:
+                raise RegistryError(
+                    f"{owner} lists all of FeatureView {item.ref!r}, which is not applied"
+                    f"{' (deleted in this batch)' if item.ref in deleted else ''}; apply it in "
+                    "the same batch or list refs of an applied version"
+                )
+            refs = [
+                (FeatureRef(view.name, f, view.version), f"{item.ref}:*")
+                for f in view.feature_names
+            ]
+        else:
+            versions = sorted(v.version for v in available.values() if v.name == item.view)
+            if not versions:
+                names = {v.name for v in available.values()}
+                raise RegistryError(
+                    f"{owner} lists {str(item)!r}, but no feature view {item.view!r} is applied"
+                    f"{_suggest(item.view, names)}; apply the view in the same batch or fix the ref"
+                )
+            version = versions[-1] if item.version is None else item.version
+            if version not in versions:
+                raise RegistryError(
+                    f"{owner} lists {str(item)!r}, but feature view {item.view!r} has no "
+                    f"version {version}; applied versions: {versions}"
+                )
+            view = available[f"{item.view}@v{version}"]
+            names = [f.name for f in view.schema or ()]
+            if item.feature not in names:
+                raise RegistryError(
+                    f"{owner} lists {str(item)!r}, but {view.ref!r} has no feature "
+                    f"{item.feature!r}{_suggest(item.feature, names)}"
+                )
+            refs = [(FeatureRef(item.view, item.feature, version), str(item))]
+        for ref, given in refs:
+            if str(ref) in origin:
+                raise RegistryError(
+                    f"{owner} lists {str(ref)!r} twice (as {origin[str(ref)]!r} and {given!r}); "
+                    "list each feature once"
+                )
+            origin[str(ref)] = given
+            pinned.append(ref)
+    return replace(service, features=pinned)
 
 
 def _view_from_config(config: dict[str, Any], entities: dict[str, Entity]) -> Any:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from fskit._utils.time import as_utc, from_us, td_us, to_us
-from fskit.definitions import FeatureView
+from fskit.definitions import FeatureRef, FeatureService, FeatureView
 from fskit.errors import DefinitionError, EntityFrameError, StoreUnavailableError
 from fskit.offline import FeatureLike, ResolvedFeature, resolve_features
 from fskit.online import decode_row, encode_key, read_many
@@ -61,9 +61,9 @@ def plan_request(
 ) -> list[OnlineView]:
     """Resolve refs once per registry version (cached: the hot path reads the same refs)."""
     store.registry.refresh()
-    if isinstance(features, (str, FeatureView)):
+    if isinstance(features, (str, FeatureRef, FeatureView, FeatureService)):
         features = [features]
-    try:  # the hot path: the same refs (strings, refs or views; all hashable) again and again
+    try:  # the hot path: the same refs (strings, refs, views or services; all hashable)
         key = (tuple(features), full_feature_names, store.registry._stamp)
         cached = store._online_plans.get(key)
     except TypeError:

@@ -18,7 +18,7 @@ import polars as pl
 
 from fskit._utils.dtypes import dtype_to_str
 from fskit._utils.html import table
-from fskit.definitions import Entity, FeatureRef, FeatureView, format_timedelta
+from fskit.definitions import Entity, FeatureRef, FeatureService, FeatureView, format_timedelta
 from fskit.errors import DefinitionError
 from fskit.offline import FeatureLike, JoinProgress, get_historical_features, resolve_features
 from fskit.registry import Plan, Registry
@@ -219,7 +219,7 @@ class FeatureStore:
 
     def get_online_features(
         self,
-        features: Sequence[FeatureLike],
+        features: Sequence[FeatureLike] | FeatureService,
         entity_rows: Any,
         *,
         full_feature_names: bool = False,
@@ -288,22 +288,24 @@ class FeatureStore:
     # -- registry --------------------------------------------------------------------------
     def plan(
         self,
-        objects: Iterable[Entity | FeatureView],
-        objects_to_delete: Iterable[Entity | FeatureView] = (),
+        objects: Iterable[Entity | FeatureView | FeatureService],
+        objects_to_delete: Iterable[Entity | FeatureView | FeatureService] = (),
     ) -> Plan:
         """What :meth:`apply` would do: added / updated / removed / refused. Writes nothing."""
         return self.registry.plan(objects, objects_to_delete)
 
     def apply(
         self,
-        objects: Iterable[Entity | FeatureView],
-        objects_to_delete: Iterable[Entity | FeatureView] = (),
+        objects: Iterable[Entity | FeatureView | FeatureService],
+        objects_to_delete: Iterable[Entity | FeatureView | FeatureService] = (),
     ) -> Plan:
         """Validate and persist definitions; all or nothing.
 
         Raises :class:`~fskit.errors.VersionConflictError` when the logic of an applied view
         version changed (bump ``version``), and :class:`~fskit.errors.SchemaError` when a
-        definition does not match its source.
+        definition does not match its source. A :class:`~fskit.FeatureService` is stored
+        with each ref pinned to the view version it means now; a view version a service
+        uses cannot be deleted (:class:`~fskit.errors.RegistryError`).
         """
         return self.registry.apply(objects, objects_to_delete)
 
@@ -313,6 +315,39 @@ class FeatureStore:
     def list_feature_views(self) -> list[FeatureView]:
         """Applied views, by name then version (v2 before v10)."""
         return sorted(self.registry.feature_views.values(), key=lambda v: (v.name, v.version))
+
+    def list_feature_services(self) -> list[FeatureService]:
+        """Applied feature services by name, their refs pinned to view versions."""
+        return [s for _, s in sorted(self.registry.feature_services.items())]
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        """The applied feature service ``name``, its refs pinned (``"user_stats@v1:x"``).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from datetime import datetime
+        >>> import polars as pl
+        >>> import fskit as fk
+        >>> rows = pl.DataFrame({"user_id": [1], "event_timestamp": [datetime(2026, 1, 1)],
+        ...                      "purchases": [3], "visits": [9]})
+        >>> store = fk.FeatureStore(tempfile.mkdtemp())
+        >>> user = fk.Entity("user", join_keys=["user_id"])
+        >>> view = fk.FeatureView(name="user_stats", entities=[user], source=rows)
+        >>> service = fk.FeatureService(name="churn", features=["user_stats:purchases"])
+        >>> print(store.apply([user, view, service]))
+        Plan: 3 to add, 0 to update, 0 to remove, 0 refused, 0 unchanged
+          + entity user: join_keys ['user_id']
+          + feature_view user_stats@v1: 2 features
+          + feature_service churn: 1 features
+        >>> store.get_feature_service("churn")
+        FeatureService('churn', features=['user_stats@v1:purchases'])
+        >>> store.get_historical_features(
+        ...     pl.DataFrame({"user_id": [1], "event_timestamp": [datetime(2026, 1, 2)]}), service
+        ... )["purchases"].to_list()
+        [3]
+        """
+        return self.registry.get_feature_service(name)
 
     def get_entity(self, name: str) -> Entity:
         return self.registry.get_entity(name)
@@ -359,7 +394,7 @@ class FeatureStore:
     def get_historical_features(
         self,
         entity_df: Any,
-        features: Sequence[FeatureLike],
+        features: Sequence[FeatureLike] | FeatureService,
         *,
         full_feature_names: bool = False,
         event_timestamp_column: str = "event_timestamp",
@@ -382,7 +417,8 @@ class FeatureStore:
             Datetime column ``event_timestamp_column``.
         features
             ``"view:feature"``, ``"view@v2:feature"``, :class:`~fskit.FeatureRef` or a whole
-            :class:`~fskit.FeatureView`.
+            :class:`~fskit.FeatureView`; or an applied :class:`~fskit.FeatureService` in place
+            of the list (its pinned refs).
         full_feature_names
             Name columns ``view__feature`` (``view_v2__feature`` for pinned versions).
         progress
@@ -447,7 +483,7 @@ class FeatureStore:
         return feature_statistics(self.registry, feature, bins=bins, top=top)
 
     def resolve_features(
-        self, features: Sequence[FeatureLike], *, full_feature_names: bool = False
+        self, features: Sequence[FeatureLike] | FeatureService, *, full_feature_names: bool = False
     ) -> list[str]:
         """The exact, versioned refs ``features`` mean now (``"user_stats@v2:x"``)."""
         return [

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     import altair as alt
     import xgboost as xgb
 
+    from fskit.definitions import FeatureService
     from fskit.drift import ReferenceProfile
     from fskit.models import ModelVersion
     from fskit.offline import FeatureLike
@@ -477,7 +478,7 @@ def train(
     training_set: Any,
     *,
     label: str,
-    features: Sequence[FeatureLike],
+    features: Sequence[FeatureLike] | FeatureService,
     extra_columns: Sequence[str] = (),
     params: Mapping[str, Any] | None = None,
     split: TimeSplit | None = None,
@@ -501,7 +502,9 @@ def train(
         The 0/1 (or boolean) target column.
     features
         Feature refs, as given to ``get_historical_features``. Pin versions
-        (``"user_stats@v1:x"``) when the training set was built from an older version.
+        (``"user_stats@v1:x"``) when the training set was built from an older version. An
+        applied :class:`~fskit.FeatureService` stands for its pinned refs, which the model
+        records (``result.feature_refs``).
     extra_columns
         Plain columns of the training set used as model inputs too, e.g. request-time fields
         (``"amount"``); serving must pass them with the request.
@@ -691,7 +694,7 @@ def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _resolve(
-    store: FeatureStore, features: Sequence[FeatureLike], frame: pl.DataFrame
+    store: FeatureStore, features: Sequence[FeatureLike] | FeatureService, frame: pl.DataFrame
 ) -> tuple[list[str], list[str], bool, dict[str, dict[str, Any]]]:
     """Versioned refs, their training-set columns, the naming used, and each view's logic."""
     from fskit.offline import resolve_features

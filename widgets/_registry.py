@@ -1,7 +1,8 @@
 """``RegistryExplorer``: what the feature repo holds, and what one feature looks like.
 
-Entities, feature views and their versions, on-demand features and feature services are
-listed on the left; picking an item shows its definition; picking a feature shows its
+Entities, feature views and their versions, on-demand features and feature services
+(``store.list_feature_services()``, each with its pinned refs) are listed on the left;
+picking an item shows its definition; picking a feature shows its
 description, owner, dtype, TTL, freshness SLA, last materialization, summary statistics and a
 distribution chart.
 """
@@ -97,7 +98,7 @@ class RegistryExplorer(Panel):
         self.overview = widgets.HTML()
         left = widgets.VBox(
             [
-                note("Entities, feature views (every version), on-demand views"),
+                note("Entities, feature views (every version), on-demand views, services"),
                 self.items,
                 note("Features of the selected view"),
                 self.features,
@@ -124,6 +125,7 @@ class RegistryExplorer(Panel):
         options: list[tuple[str, Any]] = [
             (f"entity · {e.name}", ("entity", e.name)) for e in entities
         ]
+        services = store.list_feature_services()
         on_demand = []
         for v in views:
             kind = "on-demand" if hasattr(v, "request_schema") else "view"
@@ -135,13 +137,20 @@ class RegistryExplorer(Panel):
                 else ""
             )
             options.append((f"{kind} · {v.ref}{tag}", ("view", v.ref)))
+        options += [(f"service · {s.name}", ("service", s.name)) for s in services]
         self.items.options = options
         self.overview.value = (
             f"<b>Feature repo</b> <code>{html.escape(str(store.repo_path))}</code>: "
             f"{len(entities)} entities, {len(views) - len(on_demand)} feature view versions, "
-            f"{len(on_demand)} on-demand views. "
-            f"<span style='color:{MUTED_COLOR}'>Feature services: none defined (this fskit "
-            "version has no FeatureService).</span>"
+            f"{len(on_demand)} on-demand views, "
+            + (
+                f"{len(services)} feature service{'' if len(services) == 1 else 's'}: "
+                + ", ".join(f"<code>{html.escape(s.name)}</code>" for s in services)
+                + "."
+                if services
+                else f"<span style='color:{MUTED_COLOR}'>no feature services "
+                "(fk.FeatureService).</span>"
+            )
         )
         if options and self.items.value is None:
             first_view = next((o[1] for o in options if o[1][0] == "view"), options[0][1])
@@ -174,6 +183,18 @@ class RegistryExplorer(Panel):
                 [[", ".join(e.join_keys), e.description, e.owner, ", ".join(users)]],
             )
             return
+        if kind == "service":
+            service = self.store.get_feature_service(name)
+            self.details.value = (
+                f"<b>Feature service <code>{html.escape(service.name)}</code></b>"
+                + _table(
+                    ["", ""],
+                    [["owner", service.owner or "-"], ["description", service.description or "-"]],
+                )
+                + _table(["feature (pinned at apply)"], [[r] for r in service.feature_refs])
+            )
+            self.features.options = list(service.feature_refs)
+            return
         view_name, _, version = name.rpartition("@v")
         view = self.store.get_feature_view(view_name, int(version))
         rows = [
@@ -197,12 +218,14 @@ class RegistryExplorer(Panel):
     def _on_feature(self, change: dict[str, Any]) -> None:
         feature = change["new"]
         item = self.items.value
-        if not feature or item is None or item[0] != "view":
+        if not feature or item is None or item[0] not in ("view", "service"):
             self.selected, self.info, self.statistics = "", {}, None
             return
-        ref = f"{item[1]}:{feature}"
+        # a view lists its features' names, a service its pinned refs ("view@v1:feature")
+        view_ref, feature = (item[1], feature) if item[0] == "view" else feature.rsplit(":", 1)
+        ref = f"{view_ref}:{feature}"
         self.selected = ref
-        self.info = self._describe(item[1], feature)
+        self.info = self._describe(view_ref, feature)
         rows = [[k.replace("_", " "), v] for k, v in self.info.items() if k != "ref"]
         self.feature_details.value = f"<b>Feature <code>{html.escape(ref)}</code></b>" + _table(
             ["", ""], rows

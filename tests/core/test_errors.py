@@ -175,7 +175,7 @@ BAD_BATCHES = {
     "not a definition": (
         lambda d: [_view(), "stats"],
         fk.RegistryError,
-        r"objects must hold Entity and FeatureView objects, got str: 'stats'",
+        r"objects must hold Entity, FeatureView and FeatureService objects, got str: 'stats'",
     ),
 }
 

@@ -19,7 +19,7 @@ def test_lists_entities_views_and_shows_a_features_facts(store):
     items = [value for _, value in explorer.items.options]
     assert ("entity", "user") in items and ("entity", "merchant") in items
     assert ("view", "user_stats@v1") in items and ("view", "merchant_profile@v1") in items
-    assert "Feature services: none" in explorer.overview.value
+    assert "no feature services" in explorer.overview.value
 
     explorer.select("user_stats:avg_purchase_value")
     assert explorer.selected == "user_stats@v1:avg_purchase_value"
@@ -109,3 +109,29 @@ def test_an_on_demand_feature_is_listed_and_explained_not_hidden(store):
             store.feature_statistics("amount_ratio:amount_over_avg")
     finally:
         store.apply([], objects_to_delete=[ratio])
+
+
+def test_applied_feature_services_are_listed_with_their_pinned_features(store):
+    service = fk.FeatureService(
+        name="fraud_inputs",
+        features=["user_stats:avg_purchase_value", "merchant_profile:category"],
+        owner="risk-team",
+    )
+    store.apply([service])
+    try:
+        explorer = RegistryExplorer(store)
+        assert ("service · fraud_inputs", ("service", "fraud_inputs")) in explorer.items.options
+        assert "1 feature service: " in explorer.overview.value
+        assert "fraud_inputs" in explorer.overview.value
+        explorer.items.value = ("service", "fraud_inputs")
+        pinned = store.get_feature_service("fraud_inputs").feature_refs  # the core's answer
+        assert explorer.features.options == pinned
+        assert pinned == ("user_stats@v1:avg_purchase_value", "merchant_profile@v1:category")
+        assert all(ref in explorer.details.value for ref in pinned)
+        assert "risk-team" in explorer.details.value
+        # a service's feature shows that feature's facts, as from its view
+        explorer.features.value = "user_stats@v1:avg_purchase_value"
+        assert explorer.selected == "user_stats@v1:avg_purchase_value"
+        assert explorer.info["owner"] == "risk-team" and explorer.statistics is not None
+    finally:
+        store.apply([], objects_to_delete=[service])
