@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -223,8 +224,9 @@ class CompiledTrees:
         """
         # XGBoost's sigmoid, in float32: 1 / (expf(min(-x, 88.7)) + 1 + 1e-16)
         x = np.minimum(-self.margins(rows), _F32_88_7)
-        if _EXPF is not None:
-            e = np.array([_EXPF(v) for v in x.tolist()], dtype=np.float32)
+        expf = _c_function("expf")
+        if expf is not None:
+            e = np.array([expf(v) for v in x.tolist()], dtype=np.float32)
         else:  # float64 exp rounded to float32: the last bit may differ, rarely
             e = np.exp(x.astype(np.float64)).astype(np.float32)
         return (_F32_ONE / (e + _F32_ONE + _F32_EPS)).tolist()
@@ -313,28 +315,30 @@ def _categorical_sets(tree: dict[str, Any]) -> dict[int, frozenset[int]]:
     return sets
 
 
+@functools.cache
 def _c_function(name: str) -> Any:
     """The C library's float function ``name`` (``logf``, ``expf``), which XGBoost's C++
-    calls, or ``None`` where it cannot be loaded."""
-    try:
-        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-        function = getattr(libm, name)
-    except (OSError, AttributeError):
-        return None
-    function.restype, function.argtypes = ctypes.c_float, [ctypes.c_float]
-    return function
+    calls, or ``None`` where it cannot be loaded. Loaded on first use, not at import
+    (``find_library``, the fallback, runs a subprocess)."""
+    for library in ("libm.so.6", ctypes.util.find_library("m")):
+        if library is None:
+            continue
+        try:
+            function = getattr(ctypes.CDLL(library), name)
+        except (OSError, AttributeError):
+            continue
+        function.restype, function.argtypes = ctypes.c_float, [ctypes.c_float]
+        return function
+    return None
 
 
 def _logf(x: float) -> np.float32:
     """``logf(x)`` as XGBoost gets it: glibc's is not always correctly rounded, so the float64
     log rounded to float32 is only the fallback (it can differ in the last bit)."""
-    if _LOGF is not None:
-        return np.float32(_LOGF(x))
+    logf = _c_function("logf")
+    if logf is not None:
+        return np.float32(logf(x))
     return np.float32(math.log(x))
-
-
-_LOGF = _c_function("logf")
-_EXPF = _c_function("expf")
 
 
 def _category(value: float) -> int:

@@ -278,6 +278,16 @@ def _encode_mapping(
 ) -> np.ndarray:
     """The same encoding as for frames, in plain numpy: a request of a few rows stays fast."""
     cols, n = _mapping_columns(features, columns, owner)
+    return _matrix(cols, n, columns, categories, owner)
+
+
+def _matrix(
+    cols: Sequence[Sequence[Any]],
+    n: int,
+    columns: Sequence[str],
+    categories: Mapping[str, Sequence[str]],
+    owner: str,
+) -> np.ndarray:
     out = np.empty((n, len(columns)), dtype=np.float32)
     for j, (name, values) in enumerate(zip(columns, cols, strict=True)):
         out[:, j] = _encode_values(name, values, categories.get(name), owner)
@@ -515,14 +525,17 @@ class LoadedModel:
     def predict(self, features: pl.DataFrame | Mapping[str, Sequence[Any]]) -> np.ndarray:
         """Probability of the positive class for each row of ``features``."""
         version = self.version
+        columns, categories = version.feature_columns, version.categories
         owner = f"model {version.ref!r}"
         trees = self.trees
-        if isinstance(features, Mapping) and trees is not None:  # the serving path
-            cols, n = _mapping_columns(features, version.feature_columns, owner)
-            if 0 < n <= SMALL_BATCH:
-                rows = _rows(cols, version.feature_columns, version.categories, owner)
+        if isinstance(features, Mapping):  # the serving path: lists, no frame
+            cols, n = _mapping_columns(features, columns, owner)
+            if 0 < n <= SMALL_BATCH and trees is not None:
+                rows = _rows(cols, columns, categories, owner)
                 return np.asarray(trees.predict(rows), dtype=np.float64)
-        x = encode_features(features, version.feature_columns, version.categories, owner=owner)
+            x = _matrix(cols, n, columns, categories, owner)
+        else:
+            x = encode_features(features, columns, categories, owner=owner)
         if 0 < x.shape[0] <= SMALL_BATCH and trees is not None:
             return np.asarray(trees.predict(x.tolist()), dtype=np.float64)
         return predict_matrix(self.booster, x)

@@ -137,10 +137,7 @@ class SkewPanel(Panel):
             (("⚠ " if r["flagged"] else "") + r["feature"], r["feature"])
             for r in table.iter_rows(named=True)
         ]
-        self.feature.options = options
-        self.feature.value = options[0][1] if options else None
-        if options:
-            self._show_feature(options[0][1])
+        _offer_features(self, options)
         return report
 
     def _show_feature(self, feature: str | None) -> None:
@@ -220,10 +217,7 @@ class DriftPanel(Panel):
         rest = [f for f in report.features["feature"].to_list() if f not in drifted]
         options = [(f"⚠ {f} (drift)", f) for f in drifted] + [(f, f) for f in rest]
         self.result = report
-        self.feature.options = options
-        self.feature.value = options[0][1] if options else None
-        if options:
-            self._show_feature(options[0][1])
+        _offer_features(self, options)
         return report
 
     def _show_feature(self, feature: str | None) -> None:
@@ -255,3 +249,11 @@ def _compare(reference: FrameSource, current: FrameSource, **options: Any) -> An
     ref = reference() if callable(reference) else reference
     cur = current() if callable(current) else current
     return fk.drift.compare(ref, cur, **options)
+
+
+def _offer_features(panel: Any, options: list[tuple[str, str]]) -> None:
+    """Fill a panel's feature picker and show the first feature (flagged ones come first)."""
+    panel.feature.options = options
+    panel.feature.value = options[0][1] if options else None
+    if options:
+        panel._show_feature(options[0][1])

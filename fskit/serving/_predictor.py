@@ -428,6 +428,10 @@ class Predictor:
         self._id_prefix = uuid.uuid4().hex[:16]
         self._ids = itertools.count()
 
+    def _new_request_id(self) -> str:
+        """32 hex digits, unique per process and across processes (the random prefix)."""
+        return f"{self._id_prefix}{next(self._ids):016x}"
+
     # -- deployment --------------------------------------------------------------------------
     def refresh(self) -> Deployment:
         """Re-read the deployment if it changed and keep its versions loaded."""
@@ -594,7 +598,7 @@ class Predictor:
                 continue
             out.append(None)  # type: ignore[arg-type]  # filled in below
             parsed.append(cols)
-            spans.append((n, rows, request_id or f"{self._id_prefix}{next(self._ids):016x}"))
+            spans.append((n, rows, request_id or self._new_request_id()))
             n += rows
         if not spans:
             return out
@@ -909,7 +913,7 @@ class Predictor:
         if self.log is not None and n:
             now = datetime.now(UTC)
             cols: dict[str, list[Any]] = {
-                "request_id": [uuid.uuid4().hex] * n,
+                "request_id": [self._new_request_id()] * n,
                 "logged_at": [now] * n,
                 "model": [self.model] * n,
                 "version": [spec.version] * n,

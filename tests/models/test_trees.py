@@ -94,7 +94,7 @@ def test_without_the_c_library_probabilities_are_within_a_float32_step(monkeypat
 
     booster, x, _ = _train(7, 3, 1, 6, 40, 0.3, None)
     trees, _ = CompiledTrees.from_booster(booster)
-    monkeypatch.setattr(module, "_EXPF", None)
+    monkeypatch.setattr(module, "_c_function", lambda name: None)
     rows = x[:300]
     probabilities = booster.inplace_predict(rows)
     np.testing.assert_allclose(trees.predict(rows.tolist()), probabilities, rtol=0, atol=1e-7)
